@@ -1,0 +1,59 @@
+"""The programmatic entry point: `kiln.build(...)` / `kiln.build_image(...)`.
+
+Why keyword arguments instead of asking callers for BuildOptions: programs should read like the
+command line (`destinations=[...]`, `build_args={...}`), and registry knobs are flattened so a
+caller never has to know that they live in a nested value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from kiln.build.builder import BuildResult, build
+from kiln.build.options import BuildOptions, RegistryOptions
+from kiln.errors import UsageError
+
+_REGISTRY_FIELDS = {f.name for f in fields(RegistryOptions)}
+_BUILD_FIELDS = {f.name for f in fields(BuildOptions)}
+_PATH_FIELDS = {"tar_path", "oci_layout_path", "digest_file", "cache_dir", "work_dir"}
+
+
+def build_image(
+    context: str | Path = ".",
+    *,
+    dockerfile: str | Path | None = None,
+    destinations: Iterable[str] = (),
+    build_args: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str] | None = None,
+    **options: Any,
+) -> BuildResult:
+    """Build an image from a Dockerfile and a context; push and/or save it as asked.
+
+    Any other BuildOptions or RegistryOptions field may be passed by name, e.g.
+    ``no_push=True, tar_path="out/app.tar", insecure_registries=("127.0.0.1:5000",)``.
+    """
+    registry_kwargs = {k: v for k, v in options.items() if k in _REGISTRY_FIELDS}
+    build_kwargs = {k: v for k, v in options.items() if k in _BUILD_FIELDS}
+    unknown = set(options) - set(registry_kwargs) - set(build_kwargs)
+    if unknown:
+        raise UsageError(f"unknown build option(s): {', '.join(sorted(unknown))}")
+    for key in _PATH_FIELDS & set(build_kwargs):
+        if build_kwargs[key] is not None:
+            build_kwargs[key] = Path(build_kwargs[key])
+    for key in ("insecure_registries", "skip_tls_verify_registries"):
+        if key in registry_kwargs:
+            registry_kwargs[key] = tuple(registry_kwargs[key])
+    return build(
+        BuildOptions(
+            context=str(context),
+            dockerfile=str(dockerfile) if dockerfile is not None else None,
+            destinations=tuple(destinations),
+            build_args=dict(build_args or {}),
+            labels=dict(labels or {}),
+            registry=RegistryOptions(**registry_kwargs),
+            **build_kwargs,
+        )
+    )

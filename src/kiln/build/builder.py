@@ -1,0 +1,263 @@
+"""The build loop: Dockerfile + context in, an image (pushed, saved, or both) out.
+
+Why it is short: parsing, dispatch, effects, snapshots and outputs each live in their own module;
+this one only wires them in order, so the whole build reads on one screen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kiln.build.base_image import fetch_base_image
+from kiln.build.dispatch import DispatchContext, dispatch
+from kiln.build.executor import StageExecutor
+from kiln.build.isolation import select_runner
+from kiln.build.options import BuildOptions
+from kiln.build.output import AssembledImage, assemble, push, write_layout, write_tarball
+from kiln.build.registries import RegistryPool
+from kiln.build.stage_graph import build_order, find_stage, target_stage
+from kiln.build.state import LayerRef, StageState
+from kiln.build.workspace import Workspace
+from kiln.context import BuildContext, LocalContext, open_context
+from kiln.dockerfile import Dockerfile, Stage, expand_word, parse
+from kiln.errors import ContextError, UsageError
+from kiln.fs import apply_layer, open_layer
+from kiln.image import HistoryEntry, ImageConfig
+from kiln.registry import Reference
+from kiln.sandbox import Runner
+
+log = logging.getLogger("kiln")
+
+# Docker's predefined build args: accepted without an ARG line and never reported as unused.
+PREDEFINED_ARGS = frozenset(
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a finished build produced."""
+
+    digest: str
+    manifest: bytes
+    config: bytes
+    destinations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A finished stage: its final state and the rootfs later stages may copy from."""
+
+    state: StageState
+    rootfs: Path
+
+
+def build(options: BuildOptions) -> BuildResult:
+    """Run a whole build as described by options."""
+    if not options.destinations and not options.no_push:
+        raise UsageError(
+            "no destination given",
+            hint="pass --destination/-t REF, or --no-push with --tar-path/--oci-layout-path",
+        )
+    with Workspace(options.work_dir, options.cache_dir) as workspace:
+        builder = Builder(options, workspace)
+        try:
+            return builder.run()
+        finally:
+            builder.pool.close()
+
+
+class Builder:
+    """One build: holds what every stage shares (context, store, registries, runner)."""
+
+    def __init__(self, options: BuildOptions, workspace: Workspace) -> None:
+        self.options = options
+        self.workspace = workspace
+        self.pool = RegistryPool(options.registry)
+        self.used_build_args: set[str] = set()
+        self.results: dict[int, StageResult] = {}
+        self.created = _timestamp(options)
+        self._runner: Runner | None = None
+
+    def run(self) -> BuildResult:
+        """Parse, build the needed stages, then write every requested output."""
+        given = self.options.dockerfile
+        explicit = Path(given) if given and Path(given).is_file() else None
+        context = open_context(self.options.context, dockerfile=explicit)
+        dockerfile_path = self._dockerfile_path(context)
+        dockerfile = parse(dockerfile_path.read_text(encoding="utf-8"), str(dockerfile_path))
+        meta_env = self._meta_args(dockerfile)
+        target = target_stage(dockerfile, self.options.target)
+        for stage in build_order(dockerfile, target, meta_env):
+            self.results[stage.index] = self._build_stage(dockerfile, stage, meta_env, context)
+        final = self.results[target.index].state
+        config = final.config
+        if self.options.labels:
+            config = config.with_labels(dict(self.options.labels))
+        image = assemble(config, final.layers, self.options.image_format)
+        self._write_outputs(image)
+        self._warn_unused_args()
+        return BuildResult(image.digest, image.manifest, image.config, self.options.destinations)
+
+    def _dockerfile_path(self, context: BuildContext) -> Path:
+        given = self.options.dockerfile
+        if given is None:
+            path = context.root / "Dockerfile"
+        else:
+            path = Path(given)
+            if not path.is_absolute() and not path.exists():
+                path = context.root / given
+        if not path.is_file():
+            raise ContextError(f"Dockerfile {path} does not exist")
+        return path
+
+    def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for instruction in dockerfile.meta_args:
+            for name, default in instruction.args:
+                given = self.options.build_args.get(name)
+                if name in self.options.build_args:
+                    self.used_build_args.add(name)
+                if given is not None:
+                    env[name] = given
+                elif default is not None:
+                    env[name] = expand_word(default, env)
+        return env
+
+    def _base(
+        self, dockerfile: Dockerfile, stage: Stage, meta_env: Mapping[str, str]
+    ) -> StageState:
+        image = expand_word(stage.from_.image, meta_env)
+        base_stage = find_stage(dockerfile.stages, image, before=stage.index)
+        if base_stage is not None and not image.isdigit():
+            previous = self.results[base_stage.index].state
+            return StageState(config=previous.config, layers=previous.layers)
+        if image.lower() == "scratch":
+            return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
+        config, layers = fetch_base_image(
+            image, self.pool, self.workspace.store, _platform(self.options, stage.from_.platform)
+        )
+        return StageState(config=config, layers=layers)
+
+    def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> Path:
+        rootfs = self.workspace.new_rootfs(label)
+        for layer in layers:
+            with open_layer(self.workspace.store.path(layer.digest)) as stream:
+                apply_layer(stream, rootfs)
+        return rootfs
+
+    def _build_stage(
+        self,
+        dockerfile: Dockerfile,
+        stage: Stage,
+        meta_env: Mapping[str, str],
+        context: BuildContext,
+    ) -> StageResult:
+        label = stage.name or str(stage.index)
+        log.info("[stage %s] FROM %s", label, stage.from_.image)
+        state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
+        rootfs = self._unpack(state.layers, label)
+        executor = StageExecutor(
+            rootfs,
+            self.workspace.store,
+            self.runner,
+            lambda ref: self._source(dockerfile, stage, context, ref),
+            dockerfile.filename,
+            self.workspace.scratch,
+            self.options.source_date_epoch if self.options.reproducible else None,
+        )
+        ctx = DispatchContext(
+            build_args=self.options.build_args,
+            filename=dockerfile.filename,
+            created=self.created,
+            used_build_args=self.used_build_args,
+            meta_args=meta_env,
+            escape=dockerfile.escape,
+        )
+        total = len(stage.instructions)
+        for number, instruction in enumerate(stage.instructions, start=1):
+            log.info("[stage %s] STEP %d/%d: %s", label, number, total, instruction.original)
+            result = dispatch(state, instruction, ctx)
+            state = result.state
+            layer = executor.apply(state, result.effect) if result.effect else None
+            state = _record(state, layer, result.history)
+        return StageResult(state=state, rootfs=rootfs)
+
+    def _source(
+        self, dockerfile: Dockerfile, stage: Stage, context: BuildContext, ref: str
+    ) -> tuple[BuildContext, bool]:
+        """Where COPY reads from: the context, an earlier stage, or an image by reference."""
+        if not ref:
+            return context, False
+        earlier = find_stage(dockerfile.stages, ref, before=stage.index)
+        if earlier is not None:
+            return LocalContext(root=self.results[earlier.index].rootfs), True
+        _, layers = fetch_base_image(ref, self.pool, self.workspace.store, _platform(self.options))
+        return LocalContext(root=self._unpack(layers, "copy-from")), True
+
+    @property
+    def runner(self) -> Runner:
+        """The RUN backend, chosen on first use (a build without RUN needs no privileges)."""
+        if self._runner is None:
+            self._runner = select_runner(self.options.isolation)
+        return self._runner
+
+    def _write_outputs(self, image: AssembledImage) -> None:
+        options = self.options
+        store = self.workspace.store
+        if not options.no_push:
+            for destination in options.destinations:
+                push(image, destination, self.pool, store)
+        if options.tar_path is not None:
+            write_tarball(image, options.tar_path, options.destinations, store)
+        if options.oci_layout_path is not None:
+            tag = Reference.parse(options.destinations[0]).tag if options.destinations else None
+            write_layout(image, options.oci_layout_path, tag or "latest", store)
+        if options.digest_file is not None:
+            options.digest_file.write_text(image.digest)
+        log.info("Built image %s", image.digest)
+
+    def _warn_unused_args(self) -> None:
+        unused = sorted(set(self.options.build_args) - self.used_build_args - PREDEFINED_ARGS)
+        if unused:
+            log.warning("One or more build-args %s were not consumed", unused)
+
+
+def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:
+    """Add the step's history entry, and its layer if it made one."""
+    if history is None:
+        return state
+    if layer is None:
+        entry = replace(history, empty_layer=True)
+        return state.with_config(state.config.with_history(entry))
+    entry = replace(history, empty_layer=False)
+    config = state.config.with_layer(layer.diff_id, entry)
+    return replace(state, config=config, layers=(*state.layers, layer))
+
+
+def _timestamp(options: BuildOptions) -> str:
+    if options.reproducible:
+        epoch = options.source_date_epoch or int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+        moment = datetime.fromtimestamp(epoch, UTC)
+    else:
+        moment = datetime.now(UTC)
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if not options.reproducible
+        else (moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    )
+
+
+def _platform(options: BuildOptions, override: str | None = None) -> tuple[str, str, str | None]:
+    spec = override or options.platform
+    parts = spec.split("/")
+    if len(parts) < 2:
+        raise UsageError(f"invalid platform {spec!r}: expected os/arch[/variant]")
+    return parts[0], parts[1], parts[2] if len(parts) > 2 else None

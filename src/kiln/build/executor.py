@@ -1,0 +1,143 @@
+"""The executor: applies RUN, COPY/ADD and WORKDIR effects to one stage's rootfs.
+
+Why one small class: it is the only place where the build touches a rootfs, runs a process or
+writes a layer, so the snapshot discipline (baseline before, diff after, layer from exactly what
+changed) is kept in one screenful. Layers go straight into the blob store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Callable
+from pathlib import Path
+
+from kiln.build.copy_files import CopyJob
+from kiln.build.effects import CopyEffect, Effect, RunEffect, WorkdirEffect
+from kiln.build.run_files import RunFiles
+from kiln.build.state import LayerRef, StageState
+from kiln.context import BuildContext
+from kiln.errors import RunFailedError
+from kiln.fs import (
+    BlobStore,
+    Changes,
+    WalkSnapshotter,
+    lookup_user,
+    secure_join,
+    write_layer,
+)
+from kiln.image import mediatypes
+from kiln.sandbox import Runner, RunSpec
+
+log = logging.getLogger("kiln")
+
+# Mount points of the sandbox: never part of a layer.
+SNAPSHOT_EXCLUDES = ("proc", "sys", "dev")
+
+SourceResolver = Callable[[str], tuple[BuildContext, bool]]
+
+
+class StageExecutor:
+    """Applies effects to `rootfs`, writing each resulting layer into `store`."""
+
+    def __init__(
+        self,
+        rootfs: Path,
+        store: BlobStore,
+        runner: Runner,
+        sources: SourceResolver,
+        filename: str,
+        scratch_dir: Path,
+        source_date_epoch: int | None = None,
+    ) -> None:
+        self.rootfs = rootfs
+        self.store = store
+        self.runner = runner
+        self.sources = sources
+        self.filename = filename
+        self.scratch_dir = scratch_dir
+        self.source_date_epoch = source_date_epoch
+
+    def apply(self, state: StageState, effect: Effect) -> LayerRef | None:
+        """Apply one effect; return the layer it produced, or None if nothing changed."""
+        if isinstance(effect, RunEffect):
+            return self.run(state, effect)
+        if isinstance(effect, CopyEffect):
+            return self.copy(effect)
+        return self.workdir(effect)
+
+    def run(self, state: StageState, effect: RunEffect) -> LayerRef | None:
+        """RUN: execute in the sandbox, then snapshot what changed."""
+        uid, gid, groups = lookup_user(self.rootfs, state.config.user or "0")
+        cwd = state.config.working_dir or "/"
+        with RunFiles(self.rootfs, effect.files) as run_files:
+            snapshotter = WalkSnapshotter(
+                self.rootfs, exclude=(*SNAPSHOT_EXCLUDES, run_files.excluded)
+            )
+            snapshotter.baseline()
+            self._make_dirs(cwd, 0, 0)
+            self._execute(effect, cwd, uid, gid, groups)
+            changes = snapshotter.changes()
+        return self._commit(changes)
+
+    def _execute(
+        self, effect: RunEffect, cwd: str, uid: int, gid: int, groups: tuple[int, ...]
+    ) -> None:
+        spec = RunSpec(
+            rootfs=self.rootfs,
+            argv=effect.argv,
+            env=effect.env,
+            cwd=cwd,
+            uid=uid,
+            gid=gid,
+            groups=groups,
+        )
+        status = self.runner.run(spec)
+        if status != 0:
+            command = " ".join(effect.argv)
+            raise RunFailedError(
+                f'process "{command}" did not complete successfully: exit code: {status}',
+                status=status,
+            )
+
+    def copy(self, effect: CopyEffect) -> LayerRef | None:
+        """COPY/ADD: copy sources and write a layer from exactly the paths written."""
+        if effect.heredocs:
+            written = CopyJob(self.rootfs, effect, self.filename).copy_heredocs()
+        else:
+            source, keep_owner = self.sources(effect.from_ or "")
+            job = CopyJob(self.rootfs, effect, self.filename, keep_owner=keep_owner)
+            written = job.copy_from(source)
+        return self._commit(Changes(changed=tuple(sorted(set(written))), deleted=()))
+
+    def workdir(self, effect: WorkdirEffect) -> LayerRef | None:
+        """WORKDIR: create the directory (owned by USER, as Docker does) if it is missing."""
+        if secure_join(self.rootfs, effect.path).is_dir():
+            return None
+        uid, gid = 0, 0
+        if effect.user:
+            uid, gid, _ = lookup_user(self.rootfs, effect.user)
+        created = self._make_dirs(effect.path, uid, gid)
+        return self._commit(Changes(changed=tuple(created), deleted=()))
+
+    def _make_dirs(self, path: str, uid: int, gid: int) -> list[str]:
+        created: list[str] = []
+        current = "/"
+        for part in [p for p in path.split("/") if p]:
+            target = secure_join(self.rootfs, posixpath.join(current, part))
+            current = "/" + target.relative_to(self.rootfs).as_posix()
+            if not target.is_dir():
+                target.mkdir(mode=0o755)
+                os.lchown(target, uid, gid)
+                created.append(current.lstrip("/"))
+        return created
+
+    def _commit(self, changes: Changes) -> LayerRef | None:
+        if not changes.changed and not changes.deleted:
+            log.info("No files changed in this step; no layer written")
+            return None
+        tmp = self.scratch_dir / "layer.tmp"
+        info = write_layer(self.rootfs, changes, tmp, source_date_epoch=self.source_date_epoch)
+        self.store.add_file(tmp, info.digest)
+        return LayerRef(info.digest, info.diff_id, info.size, mediatypes.DOCKER_LAYER_GZIP)

@@ -1,0 +1,121 @@
+"""The finished image: assemble config and manifest, then push / write a tarball / an OCI layout.
+
+Why here: assembling needs the stage state (build), the data model (image) and the blob store (fs);
+pushing needs registry clients. The manifest bytes are built once, so every destination, the
+tarball, the layout and the digest file all name the same digest.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from kiln.build.registries import RegistryPool
+from kiln.build.state import LayerRef
+from kiln.fs import BlobStore
+from kiln.image import (
+    Descriptor,
+    ImageConfig,
+    build_manifest,
+    digest_of,
+    mediatypes,
+    write_docker_archive,
+    write_oci_layout,
+)
+from kiln.registry import Reference
+
+log = logging.getLogger("kiln")
+
+
+@dataclass(frozen=True)
+class AssembledImage:
+    """The bytes that define an image, plus the layer blobs they reference."""
+
+    config: bytes
+    config_digest: str
+    manifest: bytes
+    manifest_media_type: str
+    digest: str
+    layers: tuple[LayerRef, ...]
+
+
+def assemble(config: ImageConfig, layers: Sequence[LayerRef], fmt: str) -> AssembledImage:
+    """Serialise config and manifest in Docker v2s2 (`docker`) or OCI (`oci`) form."""
+    config_bytes = config.to_json()
+    config_digest = digest_of(config_bytes)
+    config_type = mediatypes.OCI_CONFIG if fmt == "oci" else mediatypes.DOCKER_CONFIG
+    layer_descriptors = [
+        Descriptor(_layer_media_type(layer.media_type, fmt), layer.digest, layer.size)
+        for layer in layers
+    ]
+    config_descriptor = Descriptor(config_type, config_digest, len(config_bytes))
+    manifest = build_manifest(config_descriptor, layer_descriptors, fmt)
+    manifest_type = mediatypes.OCI_MANIFEST if fmt == "oci" else mediatypes.DOCKER_MANIFEST
+    return AssembledImage(
+        config=config_bytes,
+        config_digest=config_digest,
+        manifest=manifest,
+        manifest_media_type=manifest_type,
+        digest=digest_of(manifest),
+        layers=tuple(layers),
+    )
+
+
+def _layer_media_type(media_type: str, fmt: str) -> str:
+    """Map a layer's media type to the output format; the blob bytes stay the same."""
+    gzip_types = (mediatypes.DOCKER_LAYER_GZIP, mediatypes.OCI_LAYER_GZIP)
+    if media_type in gzip_types:
+        return mediatypes.OCI_LAYER_GZIP if fmt == "oci" else mediatypes.DOCKER_LAYER_GZIP
+    return media_type
+
+
+def push(image: AssembledImage, destination: str, pool: RegistryPool, store: BlobStore) -> None:
+    """Upload every blob (skipping those present), then the manifest under the tag."""
+    ref = Reference.parse(destination)
+    client = pool.client(ref.registry, push=True)
+    log.info("Pushing image to %s", ref)
+    for layer in image.layers:
+        client.upload_blob(
+            ref.repository, layer.digest, layer.size, partial(store.open, layer.digest)
+        )
+    client.upload_blob(
+        ref.repository,
+        image.config_digest,
+        len(image.config),
+        lambda: io.BytesIO(image.config),
+    )
+    client.put_manifest(ref.repository, ref.reference, image.manifest, image.manifest_media_type)
+    log.info("Pushed %s@%s", ref.name, image.digest)
+
+
+def write_tarball(
+    image: AssembledImage, path: Path, repo_tags: Sequence[str], store: BlobStore
+) -> None:
+    """A `docker save`-style archive, loadable by `docker load` and `podman load`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_docker_archive(
+        path,
+        config=image.config,
+        layers=[(layer.digest, layer.diff_id) for layer in image.layers],
+        blobs=store,
+        repo_tags=list(repo_tags),
+    )
+    log.info("Wrote image tarball %s", path)
+
+
+def write_layout(image: AssembledImage, path: Path, tag: str | None, store: BlobStore) -> None:
+    """An OCI image layout directory (created, or extended with this image)."""
+    write_oci_layout(
+        path,
+        manifest=image.manifest,
+        manifest_media_type=image.manifest_media_type,
+        config=image.config,
+        blobs=store,
+        layer_digests=[layer.digest for layer in image.layers],
+        tag=tag,
+    )
+    log.info("Wrote OCI layout %s", path)

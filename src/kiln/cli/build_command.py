@@ -1,0 +1,236 @@
+"""`kiln build` (alias `kiln executor`): both `docker build` and Kaniko executor spellings.
+
+Why one parser for both: Kaniko users paste their executor flags (`--context`, `--destination`,
+`--dockerfile`), Docker users type `-t`, `-f` and a positional context; both fill the same
+BuildOptions. Every flag's help text is the documentation users see in `kiln build --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from kiln.build.options import BuildOptions, RegistryOptions
+from kiln.errors import UsageError
+
+VERBOSITIES = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
+
+
+def add_build_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `build` and its Kaniko-compatible alias `executor`."""
+    parser = subparsers.add_parser(
+        "build",
+        aliases=["executor"],
+        help="build an image from a Dockerfile and a context",
+        description=(
+            "Build an image from a Dockerfile and a build context, then push it to every "
+            "destination and/or save it. Accepts `docker build` flags (-t, -f, positional "
+            "CONTEXT) and Kaniko executor flags (--context, --dockerfile, --destination)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_source_flags(parser)
+    _add_output_flags(parser)
+    _add_registry_flags(parser)
+    _add_runtime_flags(parser)
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to build")
+    g.add_argument(
+        "context_pos", nargs="?", metavar="CONTEXT", help="build context directory (docker style)"
+    )
+    g.add_argument(
+        "-c",
+        "--context",
+        dest="context_flag",
+        metavar="CONTEXT",
+        help="build context: a directory path or dir://PATH (Kaniko style); default: .",
+    )
+    g.add_argument(
+        "-f",
+        "--file",
+        "--dockerfile",
+        dest="dockerfile",
+        metavar="PATH",
+        help="Dockerfile path (relative to the current directory, else to the context); "
+        "default: CONTEXT/Dockerfile",
+    )
+    g.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set a build-time ARG; NAME alone takes the value from the environment (repeatable)",
+    )
+    g.add_argument("--target", help="build only up to this stage (name or index)")
+    g.add_argument(
+        "--platform",
+        "--custom-platform",
+        dest="platform",
+        default="linux/amd64",
+        metavar="OS/ARCH[/VARIANT]",
+        help="platform of base images pulled from an index",
+    )
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the image goes")
+    g.add_argument(
+        "-t",
+        "--tag",
+        "-d",
+        "--destination",
+        dest="destinations",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="registry reference to push to, e.g. reg.example/app:1 (repeatable)",
+    )
+    g.add_argument(
+        "--no-push", action="store_true", help="build but do not push (use with --tar-path etc.)"
+    )
+    g.add_argument(
+        "--tar-path",
+        type=Path,
+        metavar="FILE",
+        help="also write a docker-archive tarball (loadable by docker/podman load)",
+    )
+    g.add_argument(
+        "--oci-layout-path", type=Path, metavar="DIR", help="also write an OCI image layout"
+    )
+    g.add_argument(
+        "--digest-file", type=Path, metavar="FILE", help="write the image manifest digest here"
+    )
+    g.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add a label to the final image (repeatable)",
+    )
+    g.add_argument(
+        "--image-format",
+        choices=("docker", "oci"),
+        default="docker",
+        help="manifest and config media types of the output",
+    )
+    g.add_argument(
+        "--reproducible",
+        action="store_true",
+        help="clamp timestamps in the config and layers to SOURCE_DATE_EPOCH (default 0)",
+    )
+
+
+def _add_registry_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("registries (credentials come from $DOCKER_CONFIG/config.json)")
+    g.add_argument("--insecure", action="store_true", help="push over plain HTTP")
+    g.add_argument("--insecure-pull", action="store_true", help="pull over plain HTTP")
+    g.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="use plain HTTP for this registry, pulls and pushes (repeatable)",
+    )
+    g.add_argument(
+        "--skip-tls-verify", action="store_true", help="do not verify TLS certificates on push"
+    )
+    g.add_argument(
+        "--skip-tls-verify-pull",
+        action="store_true",
+        help="do not verify TLS certificates on pull",
+    )
+    g.add_argument(
+        "--skip-tls-verify-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="do not verify TLS certificates for this registry (repeatable)",
+    )
+    g.add_argument(
+        "--push-retry", type=int, default=3, metavar="N", help="retries for each push request"
+    )
+    g.add_argument(
+        "--image-download-retry",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retries for each pull request",
+    )
+
+
+def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("how the build runs")
+    g.add_argument(
+        "--isolation",
+        choices=("auto", "namespaces"),
+        default="auto",
+        help="how RUN steps are isolated (namespaces: root with CAP_SYS_ADMIN)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep pulled and built blobs here between builds (base-image cache)",
+    )
+    g.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="where rootfs and scratch directories are made (default: the system temp dir)",
+    )
+    g.add_argument("-v", "--verbosity", choices=VERBOSITIES, default="info", help="log level")
+
+
+def _pairs(items: list[str], flag: str, from_env: bool) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {item!r}: expected NAME=VALUE")
+        if sep:
+            out[key] = value
+        elif from_env:
+            out[key] = os.environ.get(key)
+        else:
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE")
+    return out
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    """Turn parsed flags into BuildOptions, rejecting contradictory combinations."""
+    if args.context_pos and args.context_flag:
+        raise UsageError("give the build context once: either CONTEXT or --context")
+    context = args.context_flag or args.context_pos or "."
+    labels = {k: v or "" for k, v in _pairs(args.label, "--label", False).items()}
+    registry = RegistryOptions(
+        insecure_push=args.insecure,
+        insecure_pull=args.insecure_pull,
+        insecure_registries=tuple(args.insecure_registry),
+        skip_tls_verify_push=args.skip_tls_verify,
+        skip_tls_verify_pull=args.skip_tls_verify_pull,
+        skip_tls_verify_registries=tuple(args.skip_tls_verify_registry),
+        push_retry=args.push_retry,
+        pull_retry=args.image_download_retry,
+    )
+    return BuildOptions(
+        context=context,
+        dockerfile=args.dockerfile,
+        destinations=tuple(args.destinations),
+        build_args=_pairs(args.build_arg, "--build-arg", True),
+        labels=labels,
+        target=args.target,
+        no_push=args.no_push,
+        tar_path=args.tar_path,
+        oci_layout_path=args.oci_layout_path,
+        digest_file=args.digest_file,
+        image_format=args.image_format,
+        platform=args.platform,
+        isolation=args.isolation,
+        cache_dir=args.cache_dir,
+        work_dir=args.work_dir,
+        registry=registry,
+        reproducible=args.reproducible,
+    )

@@ -1,0 +1,34 @@
+"""kiln.context: where COPY and ADD get their files.
+
+A build context is a local directory plus Docker's ``.dockerignore`` rules, whatever it was
+opened from. This package opens contexts (``open_context``), matches ignore patterns
+(``IgnoreMatcher``), expands COPY/ADD source patterns (``resolve_sources``, ``walk_source``)
+and checksums sources for cache keys (``checksum_sources``). It imports only ``kiln.errors``.
+"""
+
+from kiln.context.checksum import checksum_sources
+from kiln.context.ignore import IgnoreMatcher, IgnorePattern
+from kiln.context.ignorefile import IGNORE_FILE_NAME, find_ignore_file
+from kiln.context.resolve import SourceEntry, SourceMatch, resolve_sources, walk_source
+from kiln.context.sources import (
+    BuildContext,
+    ExtractedContext,
+    LocalContext,
+    open_context,
+)
+
+__all__ = [
+    "IGNORE_FILE_NAME",
+    "BuildContext",
+    "ExtractedContext",
+    "IgnoreMatcher",
+    "IgnorePattern",
+    "LocalContext",
+    "SourceEntry",
+    "SourceMatch",
+    "checksum_sources",
+    "find_ignore_file",
+    "open_context",
+    "resolve_sources",
+    "walk_source",
+]

@@ -1,0 +1,281 @@
+"""Node -> typed instruction: argument shapes, arity checks and flag specs per keyword.
+
+Why it exists: this is BuildKit's ``instructions/parse.go`` — the layer that knows what each
+keyword's arguments mean and which errors Docker reports for them — kept apart from the line
+reader (``syntax``) and from expansion (``lexer``). Values stay unexpanded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+
+from kiln.dockerfile.convert_context import ConvertContext, InstructionError
+from kiln.dockerfile.convert_files import convert_add, convert_copy
+from kiln.dockerfile.convert_health import convert_healthcheck
+from kiln.dockerfile.flags import FlagKind, FlagSpec
+from kiln.dockerfile.instructions import (
+    ArgInstruction,
+    CmdInstruction,
+    EntrypointInstruction,
+    EnvInstruction,
+    ExposeInstruction,
+    FromInstruction,
+    Instruction,
+    LabelInstruction,
+    MaintainerInstruction,
+    OnbuildInstruction,
+    RunInstruction,
+    ShellInstruction,
+    StopsignalInstruction,
+    UserInstruction,
+    VolumeInstruction,
+    WorkdirInstruction,
+)
+from kiln.dockerfile.words import quote_aware_words, split_line, whitespace_words
+
+__all__ = ["KEYWORDS", "InstructionError", "UnknownInstructionError", "convert"]
+
+RUN_FLAGS: FlagSpec = {
+    "mount": FlagKind.STRINGS,
+    "network": FlagKind.STRING,
+    "security": FlagKind.STRING,
+}
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
+_ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
+
+
+class UnknownInstructionError(InstructionError):
+    """The keyword is not a Dockerfile instruction; ``suggestion`` is the closest one."""
+
+    def __init__(self, keyword: str) -> None:
+        close = difflib.get_close_matches(keyword.upper(), sorted(KEYWORDS), n=1)
+        self.suggestion = close[0] if close else None
+        super().__init__(f"unknown instruction: {keyword}")
+
+
+def convert_from(ctx: ConvertContext) -> FromInstruction:
+    args = whitespace_words(ctx.rest)
+    name: str | None = None
+    if len(args) == 3 and args[1].lower() == "as":
+        name = args[2].lower()
+        if not _STAGE_NAME.match(name):
+            raise InstructionError(
+                f'invalid name for build stage: "{args[2]}", '
+                "name can't start with a number or contain symbols"
+            )
+        if args[2] != name:
+            ctx.warn(f"Stage name '{args[2]}' should be lowercase", "StageNameCasing")
+        written = ctx.node.keyword
+        if (args[1] == args[1].lower()) != (written == written.lower()):
+            ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
+    elif len(args) != 1:
+        raise InstructionError("FROM requires either one or three arguments")
+    flags = ctx.flags({"platform": FlagKind.STRING})
+    return FromInstruction(
+        **ctx.common(flags), image=args[0], name=name, platform=flags.string("platform")
+    )
+
+
+def _command_line(ctx: ConvertContext) -> tuple[list[str] | str, bool]:
+    exec_args = ctx.json_args()
+    if exec_args is not None:
+        return exec_args, True
+    return ctx.rest, False
+
+
+def convert_run(ctx: ConvertContext) -> RunInstruction:
+    flags = ctx.flags(RUN_FLAGS)
+    command, exec_form = _command_line(ctx)
+    if command == "" and not ctx.node.heredocs:
+        raise InstructionError("RUN requires at least one argument")
+    return RunInstruction(
+        **ctx.common(flags),
+        command=command,
+        exec_form=exec_form,
+        heredocs=ctx.node.heredocs,
+        mounts=flags.strings("mount"),
+        network=flags.string("network"),
+        security=flags.string("security"),
+    )
+
+
+def _recommend_json(ctx: ConvertContext, exec_form: bool) -> None:
+    if not exec_form:
+        ctx.warn(
+            f"JSON arguments recommended for {ctx.keyword} to prevent unintended behavior "
+            "related to OS signals",
+            "JSONArgsRecommended",
+        )
+
+
+def convert_cmd(ctx: ConvertContext) -> CmdInstruction:
+    flags = ctx.flags({})
+    command, exec_form = _command_line(ctx)
+    _recommend_json(ctx, exec_form)
+    return CmdInstruction(**ctx.common(flags), command=command, exec_form=exec_form)
+
+
+def convert_entrypoint(ctx: ConvertContext) -> EntrypointInstruction:
+    flags = ctx.flags({})
+    command, exec_form = _command_line(ctx)
+    _recommend_json(ctx, exec_form)
+    return EntrypointInstruction(**ctx.common(flags), command=command, exec_form=exec_form)
+
+
+def convert_shell(ctx: ConvertContext) -> ShellInstruction:
+    flags = ctx.flags({})
+    exec_args = ctx.json_args()
+    if exec_args is None and ctx.rest:
+        raise InstructionError("SHELL requires the arguments to be in JSON form")
+    if not exec_args:
+        raise InstructionError("SHELL requires at least one argument")
+    return ShellInstruction(**ctx.common(flags), shell=exec_args)
+
+
+def _key_values(ctx: ConvertContext) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """ENV/LABEL pairs (Docker's ``parseNameVal``) and whether the legacy form was used."""
+    words = quote_aware_words(ctx.rest, ctx.escape)
+    if not words:
+        raise InstructionError(f"{ctx.keyword} requires at least one argument")
+    if "=" not in words[0]:
+        parts = re.split(r"[\t\v\f\r ]+", ctx.rest, maxsplit=1)
+        if len(parts) < 2:
+            raise InstructionError(f"{ctx.keyword} must have two arguments")
+        ctx.warn(
+            f'"{ctx.keyword} key=value" should be used instead of legacy '
+            f'"{ctx.keyword} key value" format',
+            "LegacyKeyValueFormat",
+        )
+        return ((parts[0], parts[1]),), True
+    pairs: list[tuple[str, str]] = []
+    for word in words:
+        key, has_equals, value = word.partition("=")
+        if not has_equals:
+            raise InstructionError(
+                f'Syntax error - can\'t find = in "{word}". Must be of the form: name=value'
+            )
+        if not key:
+            raise InstructionError(f"{ctx.keyword} names can not be blank")
+        pairs.append((key, value))
+    return tuple(pairs), False
+
+
+def convert_env(ctx: ConvertContext) -> EnvInstruction:
+    flags = ctx.flags({})
+    pairs, legacy = _key_values(ctx)
+    return EnvInstruction(**ctx.common(flags), pairs=pairs, legacy=legacy)
+
+
+def convert_label(ctx: ConvertContext) -> LabelInstruction:
+    flags = ctx.flags({})
+    pairs, legacy = _key_values(ctx)
+    return LabelInstruction(**ctx.common(flags), pairs=pairs, legacy=legacy)
+
+
+def convert_arg(ctx: ConvertContext) -> ArgInstruction:
+    words = quote_aware_words(ctx.rest, ctx.escape)
+    if not words:
+        raise InstructionError("ARG requires at least one argument")
+    flags = ctx.flags({})
+    args: list[tuple[str, str | None]] = []
+    for word in words:
+        key, has_equals, value = word.partition("=")
+        if not key:
+            raise InstructionError("ARG names can not be blank")
+        args.append((key, value if has_equals else None))
+    return ArgInstruction(**ctx.common(flags), args=tuple(args))
+
+
+def convert_expose(ctx: ConvertContext) -> ExposeInstruction:
+    ports = whitespace_words(ctx.rest)
+    if not ports:
+        raise InstructionError("EXPOSE requires at least one argument")
+    return ExposeInstruction(**ctx.common(ctx.flags({})), ports=tuple(ports))
+
+
+def convert_volume(ctx: ConvertContext) -> VolumeInstruction:
+    exec_args = ctx.json_args()
+    paths = exec_args if exec_args is not None else whitespace_words(ctx.rest)
+    if not paths:
+        raise InstructionError("VOLUME requires at least one argument")
+    flags = ctx.flags({})
+    if any(not p.strip() for p in paths):
+        raise InstructionError("VOLUME specified can not be an empty string")
+    return VolumeInstruction(**ctx.common(flags), paths=tuple(p.strip() for p in paths))
+
+
+def _single(ctx: ConvertContext) -> str:
+    if not ctx.rest:
+        raise InstructionError(f"{ctx.keyword} requires exactly one argument")
+    return ctx.rest
+
+
+def convert_workdir(ctx: ConvertContext) -> WorkdirInstruction:
+    path = _single(ctx)
+    return WorkdirInstruction(**ctx.common(ctx.flags({})), path=path)
+
+
+def convert_user(ctx: ConvertContext) -> UserInstruction:
+    user = _single(ctx)
+    return UserInstruction(**ctx.common(ctx.flags({})), user=user)
+
+
+def convert_stopsignal(ctx: ConvertContext) -> StopsignalInstruction:
+    signal = _single(ctx)
+    return StopsignalInstruction(**ctx.common(ctx.flags({})), signal=signal)
+
+
+def convert_maintainer(ctx: ConvertContext) -> MaintainerInstruction:
+    name = _single(ctx)
+    ctx.warn("Maintainer instruction is deprecated in favor of using label", "MaintainerDeprecated")
+    return MaintainerInstruction(**ctx.common(ctx.flags({})), name=name)
+
+
+def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
+    if not ctx.rest:
+        raise InstructionError("ONBUILD requires at least one argument")
+    flags = ctx.flags({})
+    trigger_keyword = split_line(ctx.rest).keyword.upper()
+    if trigger_keyword == "ONBUILD":
+        raise InstructionError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger_keyword in ("MAINTAINER", "FROM"):
+        raise InstructionError(f"{trigger_keyword} isn't allowed as an ONBUILD trigger")
+    if trigger_keyword not in KEYWORDS:
+        raise UnknownInstructionError(trigger_keyword)
+    trigger = _ONBUILD_PREFIX.sub("", ctx.node.original, count=1)
+    for heredoc in ctx.node.heredocs:
+        trigger += "\n" + heredoc.content + heredoc.name
+    return OnbuildInstruction(**ctx.common(flags), trigger=trigger)
+
+
+_CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
+    "ADD": convert_add,
+    "ARG": convert_arg,
+    "CMD": convert_cmd,
+    "COPY": convert_copy,
+    "ENTRYPOINT": convert_entrypoint,
+    "ENV": convert_env,
+    "EXPOSE": convert_expose,
+    "FROM": convert_from,
+    "HEALTHCHECK": convert_healthcheck,
+    "LABEL": convert_label,
+    "MAINTAINER": convert_maintainer,
+    "ONBUILD": convert_onbuild,
+    "RUN": convert_run,
+    "SHELL": convert_shell,
+    "STOPSIGNAL": convert_stopsignal,
+    "USER": convert_user,
+    "VOLUME": convert_volume,
+    "WORKDIR": convert_workdir,
+}
+KEYWORDS = frozenset(_CONVERTERS)
+
+
+def convert(ctx: ConvertContext) -> Instruction:
+    """The typed instruction for ``ctx.node``; raises InstructionError (no file/line yet)."""
+    converter = _CONVERTERS.get(ctx.keyword)
+    if converter is None:
+        raise UnknownInstructionError(ctx.node.keyword)
+    return converter(ctx)

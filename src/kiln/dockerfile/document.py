@@ -1,0 +1,148 @@
+"""The parsed Dockerfile: directives, meta ARGs, stages — and ``parse`` that builds it.
+
+Why it exists: the build walks stages, not lines. This module turns the typed instructions into
+Docker's stage structure (ARGs before the first FROM are meta args, every FROM opens a stage,
+stage names are unique) and attaches ``file:line`` to every error on the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.dockerfile.convert import UnknownInstructionError, convert
+from kiln.dockerfile.convert_context import ConvertContext, InstructionError
+from kiln.dockerfile.diagnostics import DockerfileWarning
+from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
+from kiln.dockerfile.jsonform import instruction_to_dict
+from kiln.dockerfile.syntax import parse_syntax
+from kiln.errors import DockerfileError
+
+__all__ = ["Dockerfile", "Stage", "parse"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One build stage: its FROM and the instructions after it, up to the next FROM."""
+
+    name: str | None
+    index: int
+    from_: FromInstruction
+    instructions: tuple[Instruction, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "from": instruction_to_dict(self.from_),
+            "instructions": [instruction_to_dict(i) for i in self.instructions],
+        }
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    """A whole Dockerfile. ``escape`` is the escape character to pass to ``expand_word``."""
+
+    filename: str
+    directives: dict[str, str]
+    meta_args: tuple[ArgInstruction, ...]
+    stages: tuple[Stage, ...]
+    warnings: tuple[DockerfileWarning, ...] = ()
+    escape: str = "\\"
+
+    def stage(self, name_or_index: str) -> Stage | None:
+        """The stage named ``name_or_index`` (case-insensitive) or with that index, if any."""
+        wanted = name_or_index.lower()
+        for stage in self.stages:
+            if stage.name == wanted:
+                return stage
+        if wanted.isdecimal() and int(wanted) < len(self.stages):
+            return self.stages[int(wanted)]
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (what ``kiln parse`` prints)."""
+        return {
+            "filename": self.filename,
+            "directives": dict(self.directives),
+            "escape": self.escape,
+            "meta_args": [instruction_to_dict(a) for a in self.meta_args],
+            "stages": [s.to_dict() for s in self.stages],
+            "warnings": [
+                {"line": w.line, "message": w.message, "rule": w.rule} for w in self.warnings
+            ],
+        }
+
+
+class _StageBuilder:
+    """Groups instructions into stages as they arrive, enforcing Docker's ordering rules."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.meta_args: list[ArgInstruction] = []
+        self.stages: list[Stage] = []
+        self.names: set[str] = set()
+
+    def add(self, instruction: Instruction) -> None:
+        if isinstance(instruction, FromInstruction):
+            self.open_stage(instruction)
+        elif not self.stages:
+            if not isinstance(instruction, ArgInstruction):
+                raise DockerfileError(
+                    f"{instruction.keyword} before the first FROM: "
+                    "no build stage in current context",
+                    file=self.filename,
+                    line=instruction.line,
+                    hint="only ARG may come before the first FROM",
+                )
+            self.meta_args.append(instruction)
+        else:
+            last = self.stages[-1]
+            self.stages[-1] = Stage(
+                last.name, last.index, last.from_, (*last.instructions, instruction)
+            )
+
+    def open_stage(self, instruction: FromInstruction) -> None:
+        if instruction.name is not None:
+            if instruction.name in self.names:
+                raise DockerfileError(
+                    f'duplicate stage name "{instruction.name}"',
+                    file=self.filename,
+                    line=instruction.line,
+                )
+            self.names.add(instruction.name)
+        self.stages.append(Stage(instruction.name, len(self.stages), instruction, ()))
+
+
+def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
+    """Parse Dockerfile ``text``; raise ``DockerfileError`` (with file and line) when invalid."""
+    tree = parse_syntax(text, filename)
+    warnings = list(tree.warnings)
+    builder = _StageBuilder(filename)
+    for node in tree.nodes:
+        ctx = ConvertContext(node, tree.escape)
+        try:
+            instruction = convert(ctx)
+        except UnknownInstructionError as exc:
+            hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
+            raise DockerfileError(str(exc), file=filename, line=node.line, hint=hint) from None
+        except InstructionError as exc:
+            raise DockerfileError(str(exc), file=filename, line=node.line) from None
+        warnings.extend(ctx.warnings)
+        builder.add(instruction)
+    if not builder.stages:
+        what = "the file has no instructions" if not tree.nodes else "there is no FROM"
+        raise DockerfileError(
+            f"no build stage in Dockerfile: {what}",
+            file=filename,
+            line=max(tree.line_count, 1),
+            hint="a Dockerfile must contain at least one FROM instruction",
+        )
+    return Dockerfile(
+        filename=filename,
+        directives=dict(tree.directives),
+        meta_args=tuple(builder.meta_args),
+        stages=tuple(builder.stages),
+        warnings=tuple(sorted(warnings, key=lambda w: w.line)),
+        escape=tree.escape,
+    )

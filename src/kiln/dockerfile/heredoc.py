@@ -1,0 +1,85 @@
+"""Heredocs (``RUN <<EOF``, ``COPY <<-"EOF" /dst``): recognising their names on a line.
+
+Why it exists: a heredoc changes how the *following* source lines are read, so the parser must
+recognise ``<<NAME`` words before it knows the instruction's arguments, with Docker's rules: the
+word is found by the shell lexer in raw mode, ``<<-`` strips leading tabs, and any quoting of
+the name (``<<"EOF"``, ``<<'EOF'``, ``<<E"O"F``) means the body is not to be expanded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kiln.dockerfile.lexer import ExpansionError, ShellLexer
+
+__all__ = ["Heredoc", "HeredocMarker", "chomp", "markers_in_line", "parse_marker"]
+
+_MARKER = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+_NO_ENV: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class HeredocMarker:
+    """A ``<<NAME`` word: the name, whether the body is expanded, whether tabs are stripped."""
+
+    name: str
+    expand: bool
+    chomp: bool
+    fd: int = 0
+
+
+@dataclass(frozen=True)
+class Heredoc:
+    """A heredoc attached to an instruction.
+
+    ``content`` is the body exactly as the builder should use it: every line with its newline,
+    and leading tabs already removed when the marker was ``<<-`` (``chomp``). ``expand`` is False
+    when the name was quoted, meaning ``$var`` in the body stays literal. ``fd`` is the file
+    descriptor prefix of ``3<<EOF`` (0 when none was given).
+    """
+
+    name: str
+    content: str
+    expand: bool = True
+    chomp: bool = False
+    fd: int = 0
+
+
+def chomp(content: str) -> str:
+    """Strip leading tabs from every line (the ``<<-`` form)."""
+    return _LEADING_TABS.sub("", content)
+
+
+def parse_marker(word: str) -> HeredocMarker | None:
+    """The heredoc marker ``word`` denotes, or None if it is not one (Docker's ``ParseHeredoc``)."""
+    match = _MARKER.match(word)
+    if match is None or not match.group(3):
+        return None
+    rest = match.group(3)
+    try:
+        cooked = ShellLexer(skip_unset=True).process_words(rest, _NO_ENV)
+        raw = ShellLexer(skip_unset=True, raw_quotes=True).process_words(rest, _NO_ENV)
+    except ExpansionError:
+        return None
+    if len(cooked) != 1 or len(raw) != 1:
+        return None
+    quotes_cooked = cooked[0].count("'") + cooked[0].count('"')
+    quotes_raw = raw[0].count("'") + raw[0].count('"')
+    return HeredocMarker(
+        name=cooked[0],
+        expand=quotes_cooked == quotes_raw,
+        chomp=match.group(2) == "-",
+        fd=int(match.group(1) or "0"),
+    )
+
+
+def markers_in_line(line: str) -> list[HeredocMarker]:
+    """Every heredoc marker among the words of an instruction line, in order."""
+    lexer = ShellLexer(raw_quotes=True, raw_escapes=True, skip_unset=True)
+    try:
+        words = lexer.process_words(line, _NO_ENV)
+    except ExpansionError:
+        return []
+    return [m for m in (parse_marker(w) for w in words) if m is not None]

@@ -1,0 +1,228 @@
+"""Typed Dockerfile instructions: one frozen dataclass per keyword.
+
+Why it exists: the build's dispatch wants to pattern-match on what an instruction *means*
+(a COPY with these sources and this ``--chown``), not re-parse text. Every value here is kept
+exactly as written (quotes included where Docker keeps them, ``$vars`` unexpanded): expansion
+happens at dispatch through ``expand_word``, because only the build knows the environment.
+
+Every instruction carries ``keyword`` (upper case), ``line``/``end_line`` (1-based, inclusive),
+``original`` (the logical line Docker records in history), ``source`` (the raw text, heredoc
+bodies included), ``flags`` (``{"from": "build"}``; the last value when a flag repeats, "true"
+or "false" for boolean flags) and ``raw_flags`` (every ``--flag`` word in order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kiln.dockerfile.heredoc import Heredoc
+
+__all__ = [
+    "AddInstruction",
+    "ArgInstruction",
+    "CmdInstruction",
+    "CopyInstruction",
+    "EntrypointInstruction",
+    "EnvInstruction",
+    "ExposeInstruction",
+    "FromInstruction",
+    "HealthcheckInstruction",
+    "Instruction",
+    "LabelInstruction",
+    "MaintainerInstruction",
+    "OnbuildInstruction",
+    "RunInstruction",
+    "ShellInstruction",
+    "StopsignalInstruction",
+    "UserInstruction",
+    "VolumeInstruction",
+    "WorkdirInstruction",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instruction:
+    """What every instruction has: where it is and how it was written."""
+
+    keyword: str
+    line: int
+    end_line: int
+    original: str
+    source: str = ""
+    flags: dict[str, str] = field(default_factory=dict)
+    raw_flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FromInstruction(Instruction):
+    """``FROM [--platform=P] image [AS name]``; ``name`` is lower-cased as Docker does."""
+
+    image: str
+    name: str | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _CommandLine(Instruction):
+    """Shared shape of RUN/CMD/ENTRYPOINT.
+
+    Exec form: ``command`` is the JSON list, ``exec_form`` True. Shell form: ``command`` is the
+    text after keyword and flags exactly as Docker keeps it (``/bin/sh -c <text>`` in history).
+    """
+
+    command: list[str] | str
+    exec_form: bool
+    heredocs: tuple[Heredoc, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInstruction(_CommandLine):
+    """``RUN``; ``mounts`` are the raw ``--mount`` values in order, ``network``/``security`` raw."""
+
+    mounts: tuple[str, ...] = ()
+    network: str | None = None
+    security: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CmdInstruction(_CommandLine):
+    """``CMD`` (shell form with empty text is allowed, as in Docker)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntrypointInstruction(_CommandLine):
+    """``ENTRYPOINT``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShellInstruction(Instruction):
+    """``SHELL ["executable", "param"]`` (JSON form only)."""
+
+    shell: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvInstruction(Instruction):
+    """``ENV``; values keep their quotes (``a="x y"`` -> ``("a", '"x y"')``) until expansion."""
+
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelInstruction(Instruction):
+    """``LABEL``; like ENV, keys and values are unexpanded and keep their quotes."""
+
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArgInstruction(Instruction):
+    """``ARG name[=default] ...``; a None default means "no default given"."""
+
+    args: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExposeInstruction(Instruction):
+    """``EXPOSE 80 443/tcp`` (source order; unexpanded)."""
+
+    ports: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumeInstruction(Instruction):
+    """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkdirInstruction(Instruction):
+    """``WORKDIR path``."""
+
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserInstruction(Instruction):
+    """``USER user[:group]``."""
+
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyInstruction(Instruction):
+    """``COPY``: ``sources`` are paths; inline files from heredocs are in ``heredocs``.
+
+    JSON form (``COPY ["a b", "/dst/"]``) gives the JSON strings; shell form splits on
+    whitespace without quote handling, as Docker does.
+    """
+
+    sources: tuple[str, ...]
+    dest: str
+    chown: str | None = None
+    chmod: str | None = None
+    from_: str | None = None
+    link: bool = False
+    parents: bool = False
+    exclude: tuple[str, ...] = ()
+    heredocs: tuple[Heredoc, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddInstruction(CopyInstruction):
+    """``ADD``: COPY's fields plus ``checksum``, ``keep_git_dir`` and ``unpack`` (None: default)."""
+
+    checksum: str | None = None
+    keep_git_dir: bool = False
+    unpack: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopsignalInstruction(Instruction):
+    """``STOPSIGNAL SIGTERM`` or a number (unexpanded)."""
+
+    signal: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthcheckInstruction(Instruction):
+    """``HEALTHCHECK``.
+
+    ``test`` is Docker's config form: ``["CMD", arg, ...]`` (exec), ``["CMD-SHELL", text]``
+    (shell), or None for ``HEALTHCHECK NONE``. Durations are parsed Go-style (``1m30s``) into
+    integer nanoseconds, 0 meaning "not given" (inherit), exactly as the image config stores
+    them; ``retries`` 0 means "not given".
+    """
+
+    test: list[str] | None
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnbuildInstruction(Instruction):
+    """``ONBUILD <trigger>``; ``trigger`` is the text stored in the image config's OnBuild.
+
+    Heredoc bodies of the trigger are appended to it the way Docker does, so the trigger can be
+    parsed again as a Dockerfile line in a child build.
+    """
+
+    trigger: str
+
+    @property
+    def inner_text(self) -> str:
+        """Alias of ``trigger`` (the name used in docs/internals.md)."""
+        return self.trigger
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintainerInstruction(Instruction):
+    """``MAINTAINER name`` (deprecated; parsing adds a warning)."""
+
+    name: str

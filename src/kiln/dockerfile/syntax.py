@@ -1,0 +1,227 @@
+"""The lossless line layer: Dockerfile text -> logical instruction lines with source ranges.
+
+Why it exists: how physical lines become instructions (directives, comments, the escape
+character as line continuation, empty continuation lines, heredoc bodies, BOM and CRLF) is
+independent of what each instruction means. This module reproduces BuildKit's
+``parser.Parse`` loop and hands the typed layer one ``Node`` per instruction, keeping the
+joined line Docker records in history, the raw source text, and the first/last line numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kiln.dockerfile.diagnostics import DockerfileWarning
+from kiln.dockerfile.directives import DirectiveError, DirectiveReader
+from kiln.dockerfile.heredoc import Heredoc, HeredocMarker, chomp, markers_in_line
+from kiln.dockerfile.words import NotStringArrayError, parse_json_array, split_line
+from kiln.errors import DockerfileError
+
+__all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxTree", "parse_syntax"]
+
+HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One instruction as read from the file, before its arguments are interpreted.
+
+    ``original`` is the logical line: continuation characters removed and the following lines
+    appended as they are (Docker's ``Node.Original``). ``source`` is the untouched text of
+    lines ``line``..``end_line``, heredoc bodies included. ``flags`` are the raw ``--flag``
+    words, ``rest`` the argument text after them.
+    """
+
+    keyword: str
+    flags: tuple[str, ...]
+    rest: str
+    original: str
+    line: int
+    end_line: int
+    source: str
+    heredocs: tuple[Heredoc, ...] = ()
+    comments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyntaxTree:
+    """Everything the line layer found: directives, the escape character, nodes, warnings."""
+
+    directives: dict[str, str]
+    escape: str
+    nodes: tuple[Node, ...]
+    warnings: tuple[DockerfileWarning, ...]
+    line_count: int
+
+
+def _physical_lines(text: str) -> list[str]:
+    if text.startswith(_BOM):
+        text = text[1:]
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _trim_newline(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+class _LineReader:
+    """Walks physical lines, tracking the 1-based number of the last line taken."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.taken >= len(self.lines):
+            raise StopIteration
+        self.taken += 1
+        return self.lines[self.taken - 1]
+
+
+class _Parser:
+    def __init__(self, text: str, filename: str) -> None:
+        self.filename = filename
+        self.reader = _LineReader(_physical_lines(text))
+        self.directives = DirectiveReader()
+        self.continuation = re.compile(re.escape("\\") + r"[ \t]*$")
+        self.nodes: list[Node] = []
+        self.warnings: list[DockerfileWarning] = []
+        self.comments: list[str] = []
+
+    def error(self, message: str, line: int) -> DockerfileError:
+        return DockerfileError(message, file=self.filename, line=max(line, 1))
+
+    def feed_directive(self, line: str) -> None:
+        try:
+            self.directives.feed(line)
+        except DirectiveError as exc:
+            raise self.error(str(exc), self.reader.taken) from None
+        if self.directives.escape != "\\":
+            self.continuation = re.compile(re.escape(self.directives.escape) + r"[ \t]*$")
+
+    def trim_continuation(self, line: str) -> tuple[str, bool]:
+        """Remove a trailing escape character; return the text and whether the line ends here."""
+        if self.continuation.search(line):
+            return self.continuation.sub("", line), False
+        return line, True
+
+    def run(self) -> SyntaxTree:
+        for raw in self.reader:
+            self.read_instruction(raw)
+        return SyntaxTree(
+            directives=dict(self.directives.directives),
+            escape=self.directives.escape,
+            nodes=tuple(self.nodes),
+            warnings=tuple(self.warnings),
+            line_count=self.reader.taken,
+        )
+
+    def read_instruction(self, raw: str) -> None:
+        content = _trim_newline(raw)
+        if _is_comment(content):
+            comment = content.lstrip()[1:].strip()
+            self.comments = [*self.comments, comment] if comment else []
+        stripped = content.lstrip()
+        self.feed_directive(stripped)
+        start = self.reader.taken
+        logical, ended = self.trim_continuation("" if stripped.startswith("#") else stripped)
+        if ended and logical == "":
+            return
+        source = [raw]
+        empty_continuation = False
+        while not ended:
+            try:
+                raw = next(self.reader)
+            except StopIteration:
+                break
+            source.append(raw)
+            content = _trim_newline(raw)
+            if _is_comment(content):
+                continue
+            if not content.strip(" \t\v\f\r"):
+                empty_continuation = True
+                continue
+            part, ended = self.trim_continuation(content)
+            logical += part
+        if empty_continuation:
+            self.warnings.append(
+                DockerfileWarning(
+                    start, f"Empty continuation line found in: {logical}", "NoEmptyContinuation"
+                )
+            )
+        split = split_line(logical)
+        heredocs = self.read_heredocs(split.keyword, split.rest, logical, start, source)
+        self.nodes.append(
+            Node(
+                keyword=split.keyword,
+                flags=split.flags,
+                rest=split.rest,
+                original=logical,
+                line=start,
+                end_line=self.reader.taken,
+                source="".join(source),
+                heredocs=heredocs,
+                comments=tuple(self.comments),
+            )
+        )
+        self.comments = []
+
+    def read_heredocs(
+        self, keyword: str, rest: str, logical: str, start: int, source: list[str]
+    ) -> tuple[Heredoc, ...]:
+        if not _can_contain_heredoc(keyword, rest) or "<<" not in logical:
+            return ()
+        return tuple(self.read_body(m, start, source) for m in markers_in_line(logical))
+
+    def read_body(self, marker: HeredocMarker, start: int, source: list[str]) -> Heredoc:
+        body: list[str] = []
+        for raw in self.reader:
+            source.append(raw)
+            candidate = _trim_newline(raw)
+            if marker.chomp:
+                candidate = candidate.lstrip("\t")
+            if candidate == marker.name:
+                content = "".join(body)
+                return Heredoc(
+                    name=marker.name,
+                    content=chomp(content) if marker.chomp else content,
+                    expand=marker.expand,
+                    chomp=marker.chomp,
+                    fd=marker.fd,
+                )
+            body.append(raw)
+        raise self.error(f"unterminated heredoc {marker.name!r}", start)
+
+
+def _can_contain_heredoc(keyword: str, rest: str) -> bool:
+    """RUN/COPY/ADD in shell form, also as an ONBUILD trigger (Docker's ``canContainHeredoc``)."""
+    if keyword.upper() == "ONBUILD":
+        inner = split_line(rest) if rest else None
+        if inner is None:
+            return False
+        keyword, rest = inner.keyword, inner.rest
+    if keyword.upper() not in HEREDOC_KEYWORDS:
+        return False
+    try:
+        return parse_json_array(rest) is None
+    except NotStringArrayError:
+        return False
+
+
+def parse_syntax(text: str, filename: str = "Dockerfile") -> SyntaxTree:
+    """Read ``text`` into logical instruction nodes; raises DockerfileError with the line."""
+    return _Parser(text, filename).run()

@@ -1,0 +1,193 @@
+"""Write a set of changed paths as a compressed, reproducible layer blob in one pass.
+
+Why one pass: layers can be gigabytes. The tar is produced as a stream and flows through a
+sha256 (the uncompressed ``diff_id`` the image config needs), the compressor, and a second
+sha256 (the blob ``digest`` the manifest needs) straight into the output file, so memory stays
+constant and the file is never read back.
+
+Parent directories: a tar entry ``a/b/c`` extracts fine without ``a/`` and ``a/b/`` entries,
+but OCI tools and Docker expect them, so by default (``include_parents=True``) every missing
+ancestor of a changed or deleted path is added with its current metadata. Pass
+``include_parents=False`` to write exactly ``changes.changed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import stat
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from kiln.errors import LayerError, UnsafePathError
+
+from .names import clean_name, whiteout_name
+from .securejoin import secure_join
+from .snapshot import Changes
+from .streams import FileSink, GzipWriter, HashingWriter, Sink, ZstdWriter
+from .tarentries import HardlinkTable, header_for, whiteout_header
+
+COMPRESSIONS = ("gzip", "zstd", "none")
+_SUFFIX = {"gzip": "+gzip", "zstd": "+zstd", "none": ""}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a manifest and config need about a written layer blob."""
+
+    digest: str  # sha256 of the blob as written (compressed)
+    diff_id: str  # sha256 of the uncompressed tar
+    size: int  # bytes in the blob
+    compression: str  # "gzip", "zstd" or "none"
+
+    @property
+    def media_type_suffix(self) -> str:
+        """``"+gzip"``, ``"+zstd"`` or ``""``: append to ``...layer.v1.tar``."""
+        return _SUFFIX[self.compression]
+
+
+def write_layer(
+    rootfs: Path,
+    changes: Changes,
+    out: Path,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    source_date_epoch: int | None = None,
+    include_parents: bool = True,
+) -> LayerInfo:
+    """Write ``changes`` of ``rootfs`` as a layer blob at ``out`` and return its digests."""
+    if compression not in COMPRESSIONS:
+        raise LayerError(f"unknown layer compression {compression!r}; use one of {COMPRESSIONS}")
+    root = Path(os.path.abspath(rootfs))
+    plan = _plan(root, changes, include_parents)
+    try:
+        with open(out, "wb") as file:
+            blob = HashingWriter(FileSink(file))
+            compressor = _compressor(compression, blob, level)
+            tar_bytes = HashingWriter(compressor)
+            _write_tar(root, plan, tar_bytes, source_date_epoch)
+            tar_bytes.close()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(out)
+        raise
+    return LayerInfo(blob.digest, tar_bytes.digest, blob.size, compression)
+
+
+def write_layer_from_paths(
+    rootfs: Path,
+    paths: Iterable[str],
+    out: Path,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    source_date_epoch: int | None = None,
+    include_parents: bool = True,
+) -> LayerInfo:
+    """Like ``write_layer`` for paths a step knows it wrote (directories with their subtrees)."""
+    root = Path(os.path.abspath(rootfs))
+    everything: set[str] = set()
+    for path in paths:
+        rel = clean_name(path)
+        if rel:
+            everything.add(rel)
+        _add_subtree(root, rel, everything)
+    return write_layer(
+        root,
+        Changes(changed=tuple(sorted(everything))),
+        out,
+        compression=compression,
+        level=level,
+        source_date_epoch=source_date_epoch,
+        include_parents=include_parents,
+    )
+
+
+def _add_subtree(root: Path, rel: str, into: set[str]) -> None:
+    path = _checked_path(root, rel) if rel else root
+    if not path.is_dir() or path.is_symlink():
+        return
+    with os.scandir(path) as entries:
+        children = [entry.name for entry in entries]
+    for name in children:
+        child = posixpath.join(rel, name) if rel else name
+        into.add(child)
+        _add_subtree(root, child, into)
+
+
+def _compressor(compression: str, sink: Sink, level: int | None) -> Sink:
+    if compression == "gzip":
+        return GzipWriter(sink, level)
+    if compression == "zstd":
+        return ZstdWriter(sink, level)
+    return sink
+
+
+def _plan(root: Path, changes: Changes, include_parents: bool) -> list[tuple[str, str | None]]:
+    """Sorted (tar name, rootfs-relative path or None for a whiteout) pairs."""
+    paths = {clean_name(path) for path in changes.changed} - {""}
+    deleted = {clean_name(path) for path in changes.deleted} - {""}
+    if include_parents:
+        for path in list(paths) + list(deleted):
+            parent = posixpath.dirname(path)
+            while parent and parent not in paths:
+                if os.path.lexists(root / parent):
+                    paths.add(parent)
+                parent = posixpath.dirname(parent)
+    plan: list[tuple[str, str | None]] = [(path, path) for path in paths]
+    plan += [(whiteout_name(path), None) for path in deleted]
+    return sorted(plan)
+
+
+def _write_tar(
+    root: Path, plan: list[tuple[str, str | None]], sink: Sink, source_date_epoch: int | None
+) -> None:
+    hardlinks = HardlinkTable()
+    stream = cast(BinaryIO, sink)  # tarfile only calls write() in "w|" mode
+    with tarfile.open(
+        fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8"
+    ) as tar:
+        for name, rel in plan:
+            if rel is None:
+                tar.addfile(whiteout_header(name))
+                continue
+            path = _checked_path(root, rel)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError as exc:
+                raise LayerError(f"{rel!r} vanished while its layer was written") from exc
+            info = header_for(
+                str(path), name, st, hardlinks=hardlinks, source_date_epoch=source_date_epoch
+            )
+            if info is None:
+                continue
+            if info.type == tarfile.REGTYPE:
+                _add_file(tar, info, path)
+            else:
+                tar.addfile(info)
+
+
+def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise LayerError(f"{info.name!r} changed type while its layer was written")
+        try:
+            tar.addfile(info, file)
+        except OSError as exc:
+            raise LayerError(f"{info.name!r} changed size while its layer was written") from exc
+
+
+def _checked_path(root: Path, rel: str) -> Path:
+    """``root/rel``, refusing a path whose parents pass through a symlink (it could leave root)."""
+    parent, base = posixpath.split(rel)
+    resolved_parent = secure_join(root, parent)
+    expected = root / parent if parent else root
+    if resolved_parent != expected:
+        raise UnsafePathError(f"{rel!r} lies under a symbolic link; refusing to read through it")
+    return expected / base

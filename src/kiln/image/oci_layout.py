@@ -1,0 +1,138 @@
+"""Writing an image into an OCI image-layout directory (``oci:PATH:TAG`` for skopeo, umoci).
+
+Why: a layout directory is the registry-free way to hand an image to other tools, and the way
+kiln's own tests feed images to ``umoci`` and ``skopeo``. The writer creates the layout or adds
+to an existing one: blobs already present are skipped (content addressing makes that safe),
+``index.json`` keeps other images and re-points a tag that already existed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kiln.image import mediatypes as mt
+from kiln.image.atomic import atomic_write_bytes, atomic_writer
+from kiln.image.blobs import BlobReader, copy_verified
+from kiln.image.config import ImageConfig
+from kiln.image.descriptor import Descriptor
+from kiln.image.digest import digest_hex, digest_of
+from kiln.image.errors import ImageFormatError
+from kiln.image.manifest import Manifest, parse_manifest
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def write_oci_layout(
+    path: Path,
+    manifest: bytes,
+    config: bytes,
+    blobs: BlobReader,
+    tags: Sequence[str] = (),
+    *,
+    tag: str | None = None,
+    manifest_media_type: str | None = None,
+    layer_digests: Sequence[str] | None = None,
+) -> Descriptor:
+    """Write one image into the layout at ``path`` and return its ``index.json`` descriptor.
+
+    ``tags`` (and/or ``tag``) become ``org.opencontainers.image.ref.name`` annotations, one
+    index entry per tag; with no tag the manifest is listed without a name. Layers are read from
+    ``blobs``: by default every non-foreign layer the manifest lists, or exactly
+    ``layer_digests`` when given. Every copied blob is verified against its digest.
+
+    A Docker schema-2 manifest is converted to OCI media types first (as ``skopeo copy`` does),
+    because skopeo and umoci only look at OCI manifests in a layout; the returned descriptor
+    names the manifest actually written.
+    """
+    parsed = parse_manifest(manifest, manifest_media_type)
+    if not isinstance(parsed, Manifest):
+        raise ValueError("write_oci_layout writes a single image; got an index")
+    if parsed.format == "docker":
+        parsed = _as_oci(parsed)
+        manifest = parsed.to_json()
+    if parsed.config.digest != digest_of(config):
+        raise ImageFormatError(
+            f"manifest names config {parsed.config.digest} but the config bytes are "
+            f"{digest_of(config)}"
+        )
+    if layer_digests is None:
+        layer_digests = [d.digest for d in parsed.layers if not mt.is_foreign_layer(d.media_type)]
+    blob_dir = path / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True, exist_ok=True)
+    if not (path / "oci-layout").exists():
+        atomic_write_bytes(path / "oci-layout", LAYOUT_VERSION)
+    for digest in layer_digests:
+        _put_stream(blob_dir, digest, blobs)
+    _put_bytes(blob_dir, config)
+    _put_bytes(blob_dir, manifest)
+
+    platform = ImageConfig.from_json(config).platform
+    entry = Descriptor(
+        media_type=parsed.media_type,
+        digest=digest_of(manifest),
+        size=len(manifest),
+        platform=platform if platform.os and platform.architecture else None,
+    )
+    names = [*tags, *([tag] if tag else [])]
+    _update_index(path / "index.json", entry, names)
+    return entry
+
+
+def _as_oci(manifest: Manifest) -> Manifest:
+    """The same image with OCI media types (config bytes and layer blobs are unchanged)."""
+    config = dataclasses.replace(manifest.config, media_type=mt.OCI_CONFIG)
+    layers = tuple(
+        dataclasses.replace(d, media_type=mt.convert_layer_media_type(d.media_type, "oci"))
+        for d in manifest.layers
+    )
+    return Manifest(mt.OCI_MANIFEST, config, layers, manifest.annotations)
+
+
+def _put_bytes(blob_dir: Path, data: bytes) -> None:
+    target = blob_dir / digest_hex(digest_of(data))
+    if not target.exists():
+        atomic_write_bytes(target, data)
+
+
+def _put_stream(blob_dir: Path, digest: str, blobs: BlobReader) -> None:
+    target = blob_dir / digest_hex(digest)
+    if target.exists():
+        return
+    with blobs.open(digest) as source, atomic_writer(target) as dest:
+        copy_verified(source, dest, digest)
+
+
+def _update_index(index_path: Path, entry: Descriptor, names: Sequence[str]) -> None:
+    doc = _read_index(index_path)
+    kept: list[Any] = []
+    for item in doc["manifests"]:
+        name = (item.get("annotations") or {}).get(REF_NAME)
+        if name in names or (name is None and not names and item.get("digest") == entry.digest):
+            continue
+        kept.append(item)
+    if names:
+        for name in names:
+            kept.append(dataclasses.replace(entry, annotations={REF_NAME: name}).to_dict())
+    else:
+        kept.append(entry.to_dict())
+    doc["manifests"] = kept
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    atomic_write_bytes(index_path, body)
+
+
+def _read_index(index_path: Path) -> dict[str, Any]:
+    if not index_path.exists():
+        return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+    try:
+        doc = json.loads(index_path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImageFormatError(f"{index_path} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+        raise ImageFormatError(f"{index_path} is not an OCI image index")
+    doc.setdefault("manifests", [])
+    return doc

@@ -1,0 +1,22 @@
+"""kiln.registry: talk to container registries (Distribution API v2 / OCI distribution).
+
+Why a package: references, credentials, auth, retries and the API client are separate
+concerns with separate tests; callers only need the names re-exported here.
+"""
+
+from kiln.registry.client import RegistryClient
+from kiln.registry.credentials import Credentials, load_credentials
+from kiln.registry.pull import DEFAULT_PLATFORM, LayerRef, PulledImage, pull_image, select_platform
+from kiln.registry.reference import Reference
+
+__all__ = [
+    "DEFAULT_PLATFORM",
+    "Credentials",
+    "LayerRef",
+    "PulledImage",
+    "Reference",
+    "RegistryClient",
+    "load_credentials",
+    "pull_image",
+    "select_platform",
+]

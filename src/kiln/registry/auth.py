@@ -1,0 +1,185 @@
+"""Registry authentication: ``WWW-Authenticate`` challenges, basic auth and bearer tokens.
+
+Why its own layer: the distribution spec lets a registry demand basic auth or send clients to a
+token service with per-repository scopes. This module turns a challenge plus ``Credentials``
+into an ``Authorization`` header, caching tokens per scope set. It never decides where headers
+go: the client only attaches them to requests for the registry's own host.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import requests
+
+from kiln.errors import AuthError
+from kiln.registry.credentials import Credentials
+from kiln.registry.problems import response_error
+from kiln.registry.transport import Transport
+
+_PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+_TOKEN_MARGIN = 30.0  # refresh tokens this many seconds before the registry says they expire
+_DEFAULT_TOKEN_LIFETIME = 60.0  # the distribution token spec's default expires_in
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One parsed ``WWW-Authenticate`` challenge: ``scheme`` (lower-case) and its params."""
+
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, header: str) -> Challenge | None:
+        """Parse ``Bearer realm="...",service="..."`` or ``Basic realm="..."``; None if empty."""
+        header = header.strip()
+        if not header:
+            return None
+        scheme, _, rest = header.partition(" ")
+        params = {
+            match.group(1).lower(): (
+                re.sub(r"\\(.)", r"\1", match.group(2))
+                if match.group(2) is not None
+                else match.group(3)
+            )
+            for match in _PARAM.finditer(rest)
+        }
+        return cls(scheme.lower(), params)
+
+
+def pull_scope(repository: str) -> str:
+    """The token scope for reading ``repository``."""
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    """The token scope for writing (and reading) ``repository``."""
+    return f"repository:{repository}:pull,push"
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    expires_at: float
+
+
+class Authenticator:
+    """Produces ``Authorization`` headers for one registry, fetching bearer tokens as needed."""
+
+    def __init__(
+        self, transport: Transport, registry: str, credentials: Credentials | None
+    ) -> None:
+        self._transport = transport
+        self._registry = registry
+        self._credentials = credentials
+        self.challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], _Token] = {}
+
+    def __repr__(self) -> str:
+        return f"Authenticator({self._registry!r}, credentials={self._credentials!r})"
+
+    def headers(self, scopes: Iterable[str]) -> dict[str, str]:
+        """The ``Authorization`` header for a request needing ``scopes`` (empty if anonymous)."""
+        challenge = self.challenge
+        if challenge is None:
+            return {}
+        creds = self._credentials
+        if challenge.scheme == "basic":
+            if creds is None or not creds.has_basic:
+                return {}
+            assert creds.username is not None and creds.password is not None
+            pair = f"{creds.username}:{creds.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+        if challenge.scheme == "bearer":
+            return {"Authorization": f"Bearer {self._token(tuple(sorted(set(scopes))))}"}
+        return {}
+
+    def update(self, response: requests.Response, scopes: Iterable[str]) -> bool:
+        """Learn from a 401; True if retrying with new credentials could succeed."""
+        challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
+        if challenge is None or challenge.scheme not in ("basic", "bearer"):
+            return False
+        self.challenge = challenge
+        if challenge.scheme == "basic":
+            return self._credentials is not None and self._credentials.has_basic
+        self._tokens.pop(tuple(sorted(set(scopes))), None)
+        return True
+
+    def _token(self, scopes: tuple[str, ...]) -> str:
+        cached = self._tokens.get(scopes)
+        if cached is not None and cached.expires_at > time.monotonic():
+            return cached.value
+        creds = self._credentials
+        if creds is not None and creds.registry_token:
+            return creds.registry_token
+        token = self._fetch_token(scopes)
+        self._tokens[scopes] = token
+        return token.value
+
+    def _fetch_token(self, scopes: tuple[str, ...]) -> _Token:
+        assert self.challenge is not None
+        realm = self.challenge.params.get("realm")
+        if not realm:
+            raise AuthError(
+                "the registry's bearer challenge has no realm", reference=self._registry
+            )
+        service = self.challenge.params.get("service")
+        creds = self._credentials
+        if creds is not None and creds.identity_token:
+            response = self._refresh_token_request(realm, service, scopes, creds.identity_token)
+        else:
+            response = self._basic_token_request(realm, service, scopes, creds)
+        if response.status_code != 200:
+            raise response_error(response, reference=self._registry, action="getting a token")
+        return self._parse_token(response)
+
+    def _basic_token_request(
+        self,
+        realm: str,
+        service: str | None,
+        scopes: tuple[str, ...],
+        creds: Credentials | None,
+    ) -> requests.Response:
+        query: list[tuple[str, str]] = []
+        if service:
+            query.append(("service", service))
+        query.extend(("scope", scope) for scope in scopes)
+        auth = None
+        if creds is not None and creds.has_basic:
+            assert creds.username is not None and creds.password is not None
+            auth = (creds.username, creds.password)
+            query.append(("account", creds.username))
+        request = requests.Request("GET", realm, params=query).prepare()
+        assert request.url is not None
+        return self._transport.request("GET", request.url, reference=self._registry, auth=auth)
+
+    def _refresh_token_request(
+        self, realm: str, service: str | None, scopes: tuple[str, ...], refresh_token: str
+    ) -> requests.Response:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": "kiln",
+            "scope": " ".join(scopes),
+        }
+        if service:
+            form["service"] = service
+        return self._transport.request("POST", realm, reference=self._registry, data=form)
+
+    def _parse_token(self, response: requests.Response) -> _Token:
+        try:
+            body = response.json()
+            value = body.get("token") or body.get("access_token")
+            lifetime = float(body.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, AttributeError, TypeError):
+            value, lifetime = None, 0.0
+        finally:
+            response.close()
+        if not value or not isinstance(value, str):
+            raise AuthError("the token service answered without a token", reference=self._registry)
+        lifetime = max(lifetime - _TOKEN_MARGIN, lifetime / 2)
+        return _Token(value, time.monotonic() + lifetime)

@@ -1,0 +1,121 @@
+"""Turn the sandbox's last process into the user's command, the way runc does.
+
+Why: after the mounts, the remaining steps are about *who* runs *what* and with which
+expectations: working directory, user and groups, a Docker-like capability set, default signal
+dispositions, only fds 0-2, and the ``PATH`` lookup done inside the container with the
+command's own ``PATH`` (never kiln's). Exit statuses and messages for a missing executable
+follow Docker's (127 not found, 126 not executable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+from typing import NoReturn
+
+from kiln.sandbox import _libc
+from kiln.sandbox._plan import SandboxPlan
+from kiln.sandbox._report import SetupFailure
+
+#: Docker's default capability set for containers (by number, see capability.h).
+DEFAULT_CAPABILITIES = frozenset(
+    {
+        0,  # CHOWN
+        1,  # DAC_OVERRIDE
+        3,  # FOWNER
+        4,  # FSETID
+        5,  # KILL
+        6,  # SETGID
+        7,  # SETUID
+        8,  # SETPCAP
+        10,  # NET_BIND_SERVICE
+        13,  # NET_RAW
+        18,  # SYS_CHROOT
+        27,  # MKNOD
+        29,  # AUDIT_WRITE
+        31,  # SETFCAP
+    }
+)
+_LAST_POSSIBLE_CAP = 63
+NOT_FOUND = 127
+NOT_EXECUTABLE = 126
+
+
+def exec_command(plan: SandboxPlan, keep_fd: int) -> NoReturn:
+    """Become ``plan.argv``. Raises ``SetupFailure`` for sandbox problems (bad cwd, ids).
+
+    ``keep_fd`` (the close-on-exec report pipe) survives until ``execve``.
+    """
+    _reset_signals()
+    os.umask(0o022)
+    try:
+        os.chdir(plan.cwd)
+    except OSError as exc:
+        reason = os.strerror(exc.errno or 0).lower()
+        raise SetupFailure(f'chdir to cwd ("{plan.cwd}") failed: {reason}') from exc
+    _restrict_capabilities()
+    try:
+        os.setgroups(list(plan.groups))
+        os.setgid(plan.gid)
+        os.setuid(plan.uid)
+    except OSError as exc:
+        message = f"switch to uid {plan.uid} gid {plan.gid} groups {list(plan.groups)}"
+        raise SetupFailure(f"{message}: {os.strerror(exc.errno or 0)}") from exc
+    _close_fds_except(keep_fd)
+    env = dict(entry.split("=", 1) for entry in plan.env)
+    name = plan.argv[0]
+    path = find_executable(name, env.get("PATH"))
+    if path is None:
+        _fail(f'exec: "{name}": executable file not found in $PATH', NOT_FOUND)
+    try:
+        os.execve(path, list(plan.argv), env)
+    except OSError as exc:
+        status = NOT_FOUND if exc.errno == errno.ENOENT else NOT_EXECUTABLE
+        _fail(f'exec: "{path}": {os.strerror(exc.errno or 0).lower()}', status)
+
+
+def find_executable(name: str, path_value: str | None) -> str | None:
+    """Go's ``exec.LookPath`` semantics: names with a slash are used as they are."""
+    if "/" in name:
+        return name
+    for directory in (path_value or "").split(":") if path_value else ():
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _reset_signals() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: `yes | head`
+    # would never end. Give the command the defaults any shell-started process has.
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def _restrict_capabilities() -> None:
+    """Drop everything outside Docker's set from the bounding set, so root in RUN cannot mount,
+    load modules or reconfigure the host kernel; ``execve`` then applies the bound."""
+    for cap in range(_LAST_POSSIBLE_CAP + 1):
+        if cap in DEFAULT_CAPABILITIES:
+            continue
+        try:
+            _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                break  # past the kernel's last capability
+            raise SetupFailure(f"drop capability {cap}: {os.strerror(exc.errno or 0)}") from exc
+    with contextlib.suppress(OSError):  # kernels before 4.3 have no ambient set to clear
+        _libc.prctl(_libc.PR_CAP_AMBIENT, _libc.PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+def _close_fds_except(keep_fd: int) -> None:
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    os.write(2, f"kiln: unable to start container process: {message}\n".encode())
+    os._exit(status)

@@ -1,0 +1,54 @@
+"""Fixtures for sandbox tests: a real busybox rootfs and a runner that really uses namespaces."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kiln.sandbox import NamespacesRunner, RunSpec
+from tests.sandbox.support import BUSYBOX, make_busybox_rootfs
+
+
+@pytest.fixture
+def rootfs(tmp_path: Path) -> Path:
+    return make_busybox_rootfs(tmp_path / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def runner() -> NamespacesRunner:
+    if not BUSYBOX.exists():
+        pytest.skip("needs busybox-static at /bin/busybox")
+    reason = NamespacesRunner.available()
+    if reason is not None:
+        pytest.skip(reason)
+    return NamespacesRunner()
+
+
+RunResult = tuple[int, str]
+
+
+@pytest.fixture
+def run_sh(runner: NamespacesRunner, rootfs: Path) -> Callable[..., RunResult]:
+    """Run a shell script in ``rootfs`` as root; return (status, combined output)."""
+
+    def run(script: str, **overrides: object) -> RunResult:
+        output = io.BytesIO()
+        fields: dict[str, object] = {
+            "rootfs": rootfs,
+            "argv": ("/bin/sh", "-c", script),
+            "env": ("PATH=/usr/bin:/bin", "HOME=/root"),
+            "cwd": "/",
+            "uid": 0,
+            "gid": 0,
+            "groups": (),
+            "stdout": output,
+            "stderr": output,
+        }
+        fields.update(overrides)
+        status = runner.run(RunSpec(**fields))  # type: ignore[arg-type]
+        return status, output.getvalue().decode()
+
+    return run

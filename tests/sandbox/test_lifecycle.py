@@ -1,0 +1,129 @@
+"""The sandbox's life is bounded by kiln's: killing the helper kills the run; failures explain."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kiln.sandbox import NamespacesRunner, RunSpec
+from tests.sandbox.support import host_processes_matching, make_busybox_rootfs
+
+pytestmark = pytest.mark.root
+
+
+class _Signal:
+    """A sink that tells the test when the command has printed something."""
+
+    def __init__(self) -> None:
+        self.seen = threading.Event()
+        self.data = b""
+
+    def write(self, data: bytes, /) -> int:
+        self.data += data
+        self.seen.set()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _helper_pids() -> list[int]:
+    ours = []
+    for pid in host_processes_matching("kiln.sandbox._init"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == os.getpid():
+            ours.append(pid)
+    return ours
+
+
+def test_killing_the_helper_kills_the_whole_sandbox(runner: NamespacesRunner, rootfs: Path) -> None:
+    sink = _Signal()
+    argv = ("sh", "-c", "echo ready; sleep 4131")
+    spec = RunSpec(rootfs, argv, ("PATH=/bin",), "/", 0, 0, (), stdout=sink)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(runner.run(spec)))
+    thread.start()
+    assert sink.seen.wait(10)
+    assert host_processes_matching("sleep\x004131")
+    (helper,) = _helper_pids()
+    os.kill(helper, signal.SIGKILL)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert result == [128 + signal.SIGKILL]
+    deadline = time.monotonic() + 5
+    while host_processes_matching("sleep\x004131") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert host_processes_matching("sleep\x004131") == []
+
+
+def test_runs_in_parallel_on_separate_rootfs(runner: NamespacesRunner, tmp_path: Path) -> None:
+    roots = [make_busybox_rootfs(tmp_path / f"r{i}") for i in range(3)]
+    results: dict[int, int] = {}
+
+    def run(i: int) -> None:
+        argv = ("sh", "-c", f"sleep 0.3; echo {i} > /who")
+        results[i] = runner.run(RunSpec(roots[i], argv, ("PATH=/bin",), "/", 0, 0, ()))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert results == {0: 0, 1: 0, 2: 0}
+    assert [(r / "who").read_text() for r in roots] == ["0\n", "1\n", "2\n"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_without_cap_sys_admin_it_explains_and_cleans_up(
+    runner: NamespacesRunner, rootfs: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        from kiln.errors import SandboxError
+        from kiln.sandbox import NamespacesRunner, RunSpec
+        print(NamespacesRunner.available())
+        try:
+            NamespacesRunner().run(RunSpec({str(rootfs)!r}, ("true",), (), "/", 0, 0, ()))
+        except SandboxError as exc:
+            print(exc)
+        """
+    )
+    before = sorted(os.listdir(rootfs))
+    out = subprocess.run(
+        ["setpriv", "--bounding-set", "-sys_admin", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [
+        "namespaces backend needs CAP_SYS_ADMIN",
+        "create mount, pid, uts, ipc namespaces: Operation not permitted",
+        "hint: needs root with CAP_SYS_ADMIN; try --isolation chroot",
+    ]
+    assert sorted(os.listdir(rootfs)) == before
+
+
+def test_no_fds_leak_across_runs(runner: NamespacesRunner, rootfs: Path) -> None:
+    spec = RunSpec(rootfs, ("true",), ("PATH=/bin",), "/", 0, 0, (), stdout=_Signal())
+    runner.run(spec)
+    before = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        assert runner.run(spec) == 0
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_available_here(runner: NamespacesRunner) -> None:
+    assert NamespacesRunner.available() is None

@@ -1,0 +1,69 @@
+"""The import rules of docs/internals.md, checked on every module's actual imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "kiln"
+
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "dockerfile": {"errors"},
+    "image": {"errors"},
+    "fs": {"errors"},
+    "context": {"errors", "fs"},
+    "sandbox": {"errors", "fs"},
+    "registry": {"errors", "image"},
+    "build": {"errors", "dockerfile", "image", "fs", "context", "sandbox", "registry"},
+    "cli": {"errors", "build"},
+}
+
+
+def _kiln_imports(path: Path) -> set[str]:
+    """Top-level kiln packages imported by one source file (absolute imports only)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "kiln" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _package_of(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _sources() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if _package_of(p) in ALLOWED)
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(SRC)))
+def test_module_respects_layering(path: Path) -> None:
+    package = _package_of(path)
+    imported = _kiln_imports(path) - {package}
+    forbidden = imported - ALLOWED[package]
+    assert not forbidden, f"kiln.{package} may not import kiln.{sorted(forbidden)}"
+
+
+def test_every_package_is_covered() -> None:
+    packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= set(ALLOWED), f"add {packages - set(ALLOWED)} to ALLOWED"
+    assert len(_sources()) > 20
+
+
+def test_checker_sees_a_violation(tmp_path: Path) -> None:
+    """The checker itself must be able to fail."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("from kiln.registry import Reference\nimport kiln.build.builder\n")
+    assert _kiln_imports(bad) == {"registry", "build"}
