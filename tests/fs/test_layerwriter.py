@@ -238,7 +238,7 @@ def test_constant_memory_for_large_file(tmp_path: Path) -> None:
     info = write_layer(root, Changes(("big",)), tmp_path / "l", level=1)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024
+    assert peak < 24 * 1024 * 1024  # compressor blocks in flight, not the 64 MiB file
     assert info.size < 1024 * 1024
 
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ class _Signal:
         pass
 
 
+def _wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def _helper_pids() -> list[int]:
     ours = []
     for pid in host_processes_matching("kiln.sandbox._init"):
@@ -57,16 +65,13 @@ def test_killing_the_helper_kills_the_whole_sandbox(runner: NamespacesRunner, ro
     thread = threading.Thread(target=lambda: result.append(runner.run(spec)))
     thread.start()
     assert sink.seen.wait(10)
-    assert host_processes_matching("sleep\x004131")
+    _wait_until(lambda: bool(host_processes_matching("sleep\x004131")))
     (helper,) = _helper_pids()
     os.kill(helper, signal.SIGKILL)
     thread.join(10)
     assert not thread.is_alive()
     assert result == [128 + signal.SIGKILL]
-    deadline = time.monotonic() + 5
-    while host_processes_matching("sleep\x004131") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert host_processes_matching("sleep\x004131") == []
+    _wait_until(lambda: host_processes_matching("sleep\x004131") == [])
 
 
 def test_runs_in_parallel_on_separate_rootfs(runner: NamespacesRunner, tmp_path: Path) -> None:

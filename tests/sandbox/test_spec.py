@@ -68,3 +68,16 @@ def test_plan_round_trips_through_json() -> None:
         file_binds=(FileBind("/etc/hosts", "etc/hosts"),),
     )
     assert SandboxPlan.from_json(plan.to_json()) == plan
+
+
+def test_public_names() -> None:
+    import kiln.sandbox
+
+    assert set(kiln.sandbox.__all__) == {
+        "BinarySink",
+        "NamespacesRunner",
+        "Output",
+        "RunSpec",
+        "Runner",
+    }
+    assert all(hasattr(kiln.sandbox, name) for name in kiln.sandbox.__all__)

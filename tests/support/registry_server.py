@@ -59,6 +59,22 @@ def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
     return directory / "ca.crt", directory / "server.crt", directory / "server.key"
 
 
+def make_client_cert(directory: Path, name: str = "client") -> tuple[Path, Path]:
+    """A client certificate signed by the CA in ``directory`` (mutual TLS); (cert, key)."""
+    _run(
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+         "-out", f"{name}.csr", "-subj", f"/CN={name}"],
+        directory,
+    )  # fmt: skip
+    (directory / f"{name}.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    _run(
+        ["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.cnf"],
+        directory,
+    )  # fmt: skip
+    return directory / f"{name}.crt", directory / f"{name}.key"
+
+
 class RegistryServer:
     """One running ``docker-registry`` process on 127.0.0.1.
 
@@ -72,6 +88,8 @@ class RegistryServer:
         *,
         htpasswd: tuple[str, str] | None = None,
         tls: bool = False,
+        mtls: bool = False,
+        auth_config: str | None = None,
         workdir: Path | None = None,
     ) -> None:
         if shutil.which(REGISTRY_BINARY) is None:
@@ -79,7 +97,10 @@ class RegistryServer:
                 f"{REGISTRY_BINARY} is not installed; install Debian's docker-registry package"
             )
         self.htpasswd = htpasswd
-        self.tls = tls
+        self.tls = tls or mtls
+        self.mtls = mtls
+        self.auth_config = auth_config
+        self.client_cert: tuple[Path, Path] | None = None
         self._own_workdir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="kiln-registry-")) if workdir is None else workdir
@@ -88,7 +109,7 @@ class RegistryServer:
         self.ca_path: Path | None = None
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        self.url = f"{'https' if self.tls else 'http'}://{self.host}"
         self._log = (self.workdir / "registry.log").open("wb")
         config = self._write_config()
         self._process = subprocess.Popen(
@@ -109,7 +130,10 @@ class RegistryServer:
         if self.tls:
             self.ca_path, cert, key = make_tls_files(self.workdir / "tls")
             http += f"  tls:\n    certificate: {cert}\n    key: {key}\n"
-        auth = ""
+            if self.mtls:
+                self.client_cert = make_client_cert(self.workdir / "tls")
+                http += f"    clientcas:\n      - {self.ca_path}\n"
+        auth = self.auth_config or ""
         if self.htpasswd is not None:
             user, password = self.htpasswd
             result = subprocess.run(
@@ -131,7 +155,10 @@ class RegistryServer:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
-        return ssl.create_default_context(cafile=str(self.ca_path))
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        if self.client_cert is not None:
+            context.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        return context
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT

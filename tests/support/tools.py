@@ -15,7 +15,11 @@ from typing import Any
 
 
 def run_kiln(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the kiln CLI (`python -m kiln.cli.main ARGS`) and capture its output."""
     full_env = dict(os.environ)
@@ -27,6 +31,7 @@ def run_kiln(
         env=full_env,
         cwd=cwd,
         timeout=timeout,
+        input=input,
     )
 
 

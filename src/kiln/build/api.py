@@ -18,7 +18,15 @@ from kiln.errors import UsageError
 
 _REGISTRY_FIELDS = {f.name for f in fields(RegistryOptions)}
 _BUILD_FIELDS = {f.name for f in fields(BuildOptions)}
-_PATH_FIELDS = {"tar_path", "oci_layout_path", "digest_file", "cache_dir", "work_dir"}
+_PATH_FIELDS = {
+    "tar_path",
+    "oci_layout_path",
+    "digest_file",
+    "cache_dir",
+    "work_dir",
+    "image_name_with_digest_file",
+    "image_name_tag_with_digest_file",
+}
 
 
 def build_image(
@@ -43,7 +51,7 @@ def build_image(
     for key in _PATH_FIELDS & set(build_kwargs):
         if build_kwargs[key] is not None:
             build_kwargs[key] = Path(build_kwargs[key])
-    for key in ("insecure_registries", "skip_tls_verify_registries"):
+    for key in ("insecure_registries", "skip_tls_verify_registries", "registry_mirrors"):
         if key in registry_kwargs:
             registry_kwargs[key] = tuple(registry_kwargs[key])
     return build(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,16 +18,22 @@ from kiln.build.base_image import fetch_base_image
 from kiln.build.dispatch import DispatchContext, dispatch
 from kiln.build.executor import StageExecutor
 from kiln.build.isolation import select_runner
+from kiln.build.notices import report_dockerfile
+from kiln.build.onbuild import trigger_instructions
 from kiln.build.options import BuildOptions
 from kiln.build.output import AssembledImage, assemble, push, write_layout, write_tarball
+from kiln.build.platform_args import platform_args, resolve_build_args
+from kiln.build.publish import check_compression, check_push_permissions, write_name_files
 from kiln.build.registries import RegistryPool
-from kiln.build.stage_graph import build_order, find_stage, target_stage
+from kiln.build.stage_filesystems import StageFilesystems
+from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, target_stage
+from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, LocalContext, open_context
 from kiln.dockerfile import Dockerfile, Stage, expand_word, parse
 from kiln.errors import ContextError, UsageError
-from kiln.fs import apply_layer, open_layer
+from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
 from kiln.registry import Reference
 from kiln.sandbox import Runner
@@ -71,6 +78,7 @@ def build(options: BuildOptions) -> BuildResult:
         try:
             return builder.run()
         finally:
+            builder.filesystems.close()  # unmount before the workspace is removed
             builder.pool.close()
 
 
@@ -82,21 +90,36 @@ class Builder:
         self.workspace = workspace
         self.pool = RegistryPool(options.registry)
         self.used_build_args: set[str] = set()
+        self.build_args = resolve_build_args(options.build_args)
         self.results: dict[int, StageResult] = {}
         self.created = _timestamp(options)
         self._runner: Runner | None = None
+        self._runner_lock = threading.Lock()
+        self.filesystems = StageFilesystems(options.snapshotter, workspace)
 
     def run(self) -> BuildResult:
         """Parse, build the needed stages, then write every requested output."""
+        self._check_outputs()
         given = self.options.dockerfile
         explicit = Path(given) if given and Path(given).is_file() else None
         context = open_context(self.options.context, dockerfile=explicit)
         dockerfile_path = self._dockerfile_path(context)
         dockerfile = parse(dockerfile_path.read_text(encoding="utf-8"), str(dockerfile_path))
+        report_dockerfile(dockerfile)
         meta_env = self._meta_args(dockerfile)
         target = target_stage(dockerfile, self.options.target)
-        for stage in build_order(dockerfile, target, meta_env):
-            self.results[stage.index] = self._build_stage(dockerfile, stage, meta_env, context)
+
+        def build_one(stage: Stage) -> StageResult:
+            result = self._build_stage(dockerfile, stage, meta_env, context)
+            self.results[stage.index] = result  # before dependants start (see run_stages)
+            return result
+
+        run_stages(
+            build_order(dockerfile, target, meta_env),
+            lambda stage: stage_dependencies(dockerfile, stage, meta_env),
+            build_one,
+            self.options.jobs or default_jobs(),
+        )
         final = self.results[target.index].state
         config = final.config
         if self.options.labels:
@@ -119,11 +142,11 @@ class Builder:
         return path
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
-        env: dict[str, str] = {}
+        env = platform_args(_platform(self.options))
         for instruction in dockerfile.meta_args:
             for name, default in instruction.args:
-                given = self.options.build_args.get(name)
-                if name in self.options.build_args:
+                given = self.build_args.get(name)
+                if name in self.build_args:
                     self.used_build_args.add(name)
                 if given is not None:
                     env[name] = given
@@ -138,20 +161,18 @@ class Builder:
         base_stage = find_stage(dockerfile.stages, image, before=stage.index)
         if base_stage is not None and not image.isdigit():
             previous = self.results[base_stage.index].state
-            return StageState(config=previous.config, layers=previous.layers)
+            # BuildKit runs ONBUILD triggers of images only; a stage's are dropped.
+            return StageState(config=previous.config.without_onbuild(), layers=previous.layers)
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
+        wanted = expand_word(stage.from_.platform or "", meta_env) or None
         config, layers = fetch_base_image(
-            image, self.pool, self.workspace.store, _platform(self.options, stage.from_.platform)
+            image, self.pool, self.workspace.store, _platform(self.options, wanted)
         )
         return StageState(config=config, layers=layers)
 
-    def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> Path:
-        rootfs = self.workspace.new_rootfs(label)
-        for layer in layers:
-            with open_layer(self.workspace.store.path(layer.digest)) as stream:
-                apply_layer(stream, rootfs)
-        return rootfs
+    def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> StageFilesystem:
+        return self.filesystems.create(layers, label)
 
     def _build_stage(
         self,
@@ -163,32 +184,37 @@ class Builder:
         label = stage.name or str(stage.index)
         log.info("[stage %s] FROM %s", label, stage.from_.image)
         state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
-        rootfs = self._unpack(state.layers, label)
+        triggers = trigger_instructions(state.config.onbuild, stage.from_.image)
+        state = state.with_config(state.config.without_onbuild()) if triggers else state
+        instructions = (*triggers, *stage.instructions)
+        stage_fs = self._unpack(state.layers, label)
         executor = StageExecutor(
-            rootfs,
+            stage_fs,
             self.workspace.store,
             self.runner,
             lambda ref: self._source(dockerfile, stage, context, ref),
             dockerfile.filename,
             self.workspace.scratch,
             self.options.source_date_epoch if self.options.reproducible else None,
+            compression=self.options.compression,
+            compression_level=self.options.compression_level,
         )
         ctx = DispatchContext(
-            build_args=self.options.build_args,
+            build_args=self.build_args,
             filename=dockerfile.filename,
             created=self.created,
             used_build_args=self.used_build_args,
             meta_args=meta_env,
             escape=dockerfile.escape,
         )
-        total = len(stage.instructions)
-        for number, instruction in enumerate(stage.instructions, start=1):
+        total = len(instructions)
+        for number, instruction in enumerate(instructions, start=1):
             log.info("[stage %s] STEP %d/%d: %s", label, number, total, instruction.original)
             result = dispatch(state, instruction, ctx)
             state = result.state
             layer = executor.apply(state, result.effect) if result.effect else None
             state = _record(state, layer, result.history)
-        return StageResult(state=state, rootfs=rootfs)
+        return StageResult(state=state, rootfs=stage_fs.rootfs)
 
     def _source(
         self, dockerfile: Dockerfile, stage: Stage, context: BuildContext, ref: str
@@ -200,21 +226,33 @@ class Builder:
         if earlier is not None:
             return LocalContext(root=self.results[earlier.index].rootfs), True
         _, layers = fetch_base_image(ref, self.pool, self.workspace.store, _platform(self.options))
-        return LocalContext(root=self._unpack(layers, "copy-from")), True
+        return LocalContext(root=self._unpack(layers, "copy-from").rootfs), True
 
     @property
     def runner(self) -> Runner:
         """The RUN backend, chosen on first use (a build without RUN needs no privileges)."""
-        if self._runner is None:
-            self._runner = select_runner(self.options.isolation)
+        with self._runner_lock:  # stages may run in parallel threads
+            if self._runner is None:
+                self._runner = select_runner(self.options.isolation)
         return self._runner
+
+    def _check_outputs(self) -> None:
+        """Fail before building when the outputs cannot work (format, push permission)."""
+        options = self.options
+        check_compression(options.image_format, options.compression, options.compression_level)
+        if not options.no_push and not options.registry.skip_push_permission_check:
+            check_push_permissions(options.destinations, self.pool)
 
     def _write_outputs(self, image: AssembledImage) -> None:
         options = self.options
         store = self.workspace.store
         if not options.no_push:
-            for destination in options.destinations:
-                push(image, destination, self.pool, store)
+            pinned = [push(image, dest, self.pool, store) for dest in options.destinations]
+            write_name_files(
+                pinned,
+                options.image_name_with_digest_file,
+                options.image_name_tag_with_digest_file,
+            )
         if options.tar_path is not None:
             write_tarball(image, options.tar_path, options.destinations, store)
         if options.oci_layout_path is not None:

@@ -15,9 +15,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln.build.archive_source import archive_members, is_archive
 from kiln.build.chmod import parse_chmod
 from kiln.build.effects import CopyEffect
-from kiln.context import BuildContext, resolve_sources, walk_source
+from kiln.build.remote_source import download, is_url
+from kiln.context import BuildContext, IgnoreMatcher, SourceMatch, resolve_sources, walk_source
 from kiln.errors import BuildError, DockerfileError
 from kiln.fs import lookup_chown, secure_join
 
@@ -40,6 +42,7 @@ class CopyJob:
         self.effect = effect
         self.filename = filename
         self.written: list[str] = []
+        self._inodes: dict[tuple[int, int], Path] = {}
         if effect.chown:
             uid, gid = lookup_chown(rootfs, effect.chown)
             self.owner = Ownership(uid, gid)
@@ -71,18 +74,95 @@ class CopyJob:
 
     def copy_from(self, source: BuildContext) -> list[str]:
         """Copy the effect's sources from a context or stage root; return the paths written."""
-        matches = resolve_sources(source, list(self.effect.sources))
-        dest, is_dir = self.destination(len(matches))
+        effect = self.effect
+        urls = [s for s in effect.sources if effect.is_add and is_url(s)]
+        patterns = [s for s in effect.sources if s not in urls]
+        matches = resolve_sources(source, patterns) if patterns else []
+        excluded = IgnoreMatcher.from_patterns(effect.exclude) if effect.exclude else None
+        if excluded is not None:
+            matches = [m for m in matches if not excluded.matches(m.rel_path)]
+        dest, is_dir = self.destination(len(matches) + len(urls))
+        for url in urls:
+            self.copy_url(url, dest, is_dir)
         for match in matches:
-            if match.is_dir:
-                target_dir = self.ensure_dir(dest)
-                for rel, abs_path in walk_source(source, match):
-                    self.copy_entry(abs_path, posixpath.join(target_dir, rel))
+            if effect.parents:
+                self.copy_match(source, match, posixpath.join(dest, _parents_path(match)), excluded)
+            elif match.is_dir:
+                self.copy_match(source, match, dest, excluded)
+            elif self.unpacks(match.abs_path):
+                self.extract(match.abs_path, dest)
             else:
                 name = posixpath.basename(match.rel_path.rstrip("/"))
-                target = posixpath.join(dest, name) if is_dir else dest
-                self.copy_entry(match.abs_path, target)
+                self.copy_entry(match.abs_path, posixpath.join(dest, name) if is_dir else dest)
         return self.written
+
+    def copy_match(
+        self, source: BuildContext, match: SourceMatch, target: str, excluded: IgnoreMatcher | None
+    ) -> None:
+        """A directory's contents into target (a file source: the file itself to target)."""
+        if not match.is_dir:
+            self.copy_entry(match.abs_path, target)
+            return
+        target_dir = self.ensure_dir(target)
+        skipped: list[str] = []
+        for rel, abs_path in walk_source(source, match):
+            if excluded is not None and (
+                excluded.matches(rel) or any(rel.startswith(s + "/") for s in skipped)
+            ):
+                skipped.append(rel)
+                continue
+            self.copy_entry(abs_path, posixpath.join(target_dir, rel))
+
+    def unpacks(self, path: Path) -> bool:
+        """ADD unpacks a local tar archive (any compression) unless --unpack=false."""
+        return self.effect.is_add and self.effect.unpack is not False and is_archive(path)
+
+    def extract(self, archive: Path, dest: str) -> None:
+        """Unpack archive into the directory dest, like `tar -x` (owners kept unless --chown)."""
+        base = self.ensure_dir(dest)
+        with archive_members(archive) as members:
+            for member, content in members:
+                name = posixpath.normpath(member.name.lstrip("/"))
+                if name in (".", "") or name.startswith("../"):
+                    continue
+                absolute = posixpath.join(base, name)
+                if member.isdir():
+                    target = secure_join(self.rootfs, self.ensure_dir(absolute))
+                elif member.issym() or member.islnk() or content is not None:
+                    parent = self.ensure_dir(posixpath.dirname(absolute))
+                    target = self._replaceable(posixpath.join(parent, posixpath.basename(name)))
+                    if member.issym():
+                        os.symlink(member.linkname, target)
+                    elif member.islnk():
+                        linked = posixpath.join(base, posixpath.normpath(member.linkname))
+                        os.link(secure_join(self.rootfs, linked), target)
+                        continue  # shares the inode already recorded
+                    else:
+                        assert content is not None
+                        with target.open("wb") as out:
+                            shutil.copyfileobj(content, out)
+                else:
+                    continue  # devices and fifos are not unpacked by ADD either
+                self._chown(target, member.uid, member.gid)
+                if not member.issym():
+                    os.chmod(target, member.mode & 0o7777)
+                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
+                self._record(target)
+
+    def copy_url(self, url: str, dest: str, is_dir: bool) -> None:
+        """ADD http(s)://...: the file as served, mode 0600, dated by Last-Modified."""
+        parent_dir = dest if is_dir else posixpath.dirname(dest) or "/"
+        parent = self.ensure_dir(parent_dir)
+        partial = secure_join(self.rootfs, parent) / ".kiln-download"
+        fetched = download(url, partial, self.effect.checksum)
+        name = fetched.name if is_dir else posixpath.basename(dest)
+        target = self._replaceable(posixpath.join(parent, name))
+        os.replace(partial, target)
+        self._chown(target, 0, 0)
+        os.chmod(target, self.mode(0o600, False) if self.mode else 0o600)
+        if fetched.mtime is not None:
+            os.utime(target, (fetched.mtime, fetched.mtime))
+        self._record(target)
 
     def copy_heredocs(self) -> list[str]:
         """COPY <<EOF /path: each heredoc becomes a file named after its delimiter."""
@@ -128,14 +208,20 @@ class CopyJob:
         absolute = posixpath.join(parent, posixpath.basename(absolute))
         if stat.S_ISDIR(st.st_mode):
             target = secure_join(self.rootfs, absolute)
-            if target.is_dir():
-                return  # an existing directory keeps its owner and mode
-            if os.path.lexists(target):
-                target.unlink()
-            target.mkdir()
+            if not target.is_dir():
+                if os.path.lexists(target):
+                    target.unlink()
+                target.mkdir()
+            # BuildKit: a directory *inside* the copy takes the source's owner and mode even
+            # when it exists; only the destination directory itself keeps its own.
             self._finish(target, stat.S_IMODE(st.st_mode), st)
             return
         target = self._replaceable(absolute)
+        first = self._inodes.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
+        if first is not None:
+            os.link(first, target)  # hard links inside one copy stay hard links
+            self._record(target)
+            return
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(src), target)
             self._chown(target, st.st_uid, st.st_gid)
@@ -146,6 +232,9 @@ class CopyJob:
             raise BuildError(f"cannot copy {src}: not a regular file, directory or symlink")
         shutil.copyfile(src, target, follow_symlinks=False)
         self._finish(target, stat.S_IMODE(st.st_mode), st)
+        _copy_xattrs(src, target)  # after chown, which would clear security.capability
+        if st.st_nlink > 1:
+            self._inodes[(st.st_dev, st.st_ino)] = target
 
     def _finish(self, target: Path, mode: int, st: os.stat_result | None = None) -> None:
         self._chown(target, st.st_uid if st else 0, st.st_gid if st else 0)
@@ -162,3 +251,21 @@ class CopyJob:
 
     def _record(self, target: Path) -> None:
         self.written.append(target.relative_to(self.rootfs).as_posix())
+
+
+def _parents_path(match: SourceMatch) -> str:
+    """`COPY --parents`: the source keeps its path below the context (or stage) root."""
+    return "" if match.rel_path == "." else match.rel_path
+
+
+def _copy_xattrs(src: Path, target: Path) -> None:
+    """Extended attributes travel with the file (file capabilities: security.capability)."""
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.setxattr(target, name, os.getxattr(src, name, follow_symlinks=False))
+        except OSError:
+            continue  # a filesystem without that namespace: Docker skips it too

@@ -31,6 +31,7 @@ from kiln.dockerfile import (
     OnbuildInstruction,
     RunInstruction,
     ShellInstruction,
+    ShellLexer,
     StopsignalInstruction,
     UserInstruction,
     VolumeInstruction,
@@ -41,6 +42,13 @@ from kiln.dockerfile import (
 )
 from kiln.errors import DockerfileError
 from kiln.image import Healthcheck, HistoryEntry
+
+# Docker's predefined proxy args: usable without an ARG line, never recorded in history.
+PROXY_ARGS = frozenset(
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+)
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,8 @@ def _workdir(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispa
     if resolved.startswith("//"):
         resolved = resolved[1:]
     new_state = state.with_config(state.config.with_working_dir(resolved))
+    if resolved == "/":
+        return _meta(new_state, ctx, "WORKDIR /")  # BuildKit: no mkdir, no layer
     effect = WorkdirEffect(path=resolved, user=new_state.config.user or "")
     entry = HistoryEntry(created=ctx.created, created_by=f"WORKDIR {resolved}")
     return Dispatched(state=new_state, effect=effect, history=entry)
@@ -270,14 +280,34 @@ def _run(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
         argv = [f"{RUN_FILES_DIR}/{plan.script.name}"]
     elif plan is not None:
         argv = [*state.shell, plan.shell_text]
-    arg_prefix = ""
-    if state.args:
-        pairs = " ".join(f"{k}={v}" for k, v in sorted(state.args.items()))
-        arg_prefix = f"|{len(state.args)} {pairs} "
-    created_by = "RUN " + arg_prefix + " ".join(argv)
-    effect = RunEffect(argv=tuple(argv), env=state.run_env(), files=files)
-    entry = HistoryEntry(created=ctx.created, created_by=created_by)
+    effect = RunEffect(
+        argv=tuple(argv), env=(*state.run_env(), *_proxy_env(state, ctx)), files=files
+    )
+    entry = HistoryEntry(created=ctx.created, created_by=run_created_by(state, argv))
     return Dispatched(state=state, effect=effect, history=entry)
+
+
+def run_created_by(state: StageState, argv: list[str]) -> str:
+    """BuildKit's history text for RUN: ``RUN |N K=V... argv # buildkit``.
+
+    The declared ARGs are listed in declaration order (their values are part of what the step
+    depends on); undeclared predefined proxy args never appear.
+    """
+    pairs = [f"{k}={v}" for k, v in state.args.items()]
+    prefix = [f"|{len(pairs)}", *pairs] if pairs else []
+    return "RUN " + " ".join([*prefix, *argv]) + " # buildkit"
+
+
+def _proxy_env(state: StageState, ctx: DispatchContext) -> list[str]:
+    """Predefined proxy build args reach RUN without an ARG line (and stay out of history)."""
+    env = state.env_map()
+    out = []
+    for name in sorted(PROXY_ARGS & set(ctx.build_args)):
+        value = ctx.build_args[name]
+        if value is not None and name not in state.args and name not in env:
+            ctx.used_build_args.add(name)
+            out.append(f"{name}={value}")
+    return out
 
 
 def _copy(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
@@ -288,6 +318,12 @@ def _copy(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatch
     chown = expand_word(ins.chown, env, ctx.escape) if ins.chown else None
     from_ = expand_word(ins.from_, env, ctx.escape) if ins.from_ else None
     is_add = isinstance(ins, AddInstruction)
+    # Heredoc bodies are expanded unless the delimiter was quoted; quotes inside stay literal.
+    body_lexer = ShellLexer(raw_quotes=True)
+    heredocs = tuple(
+        (h.name, body_lexer.process_word(h.content, env) if h.expand else h.content)
+        for h in ins.heredocs
+    )
     effect = CopyEffect(
         sources=sources,
         dest=dest,
@@ -296,10 +332,15 @@ def _copy(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatch
         chmod=ins.chmod,
         from_=from_,
         is_add=is_add,
-        heredocs=tuple((h.name, h.content) for h in ins.heredocs),
+        heredocs=heredocs,
         line=ins.line,
+        parents=ins.parents,
+        exclude=tuple(expand_word(p, env, ctx.escape) for p in ins.exclude),
+        checksum=ins.checksum if isinstance(ins, AddInstruction) else None,
+        unpack=ins.unpack if isinstance(ins, AddInstruction) else None,
     )
-    created_by = f"{ins.keyword} {' '.join(sources)} {dest}"
+    shown = [*sources, *(f"<<{h.name}" for h in ins.heredocs)]
+    created_by = f"{ins.keyword} {' '.join(shown)} {dest} # buildkit"
     entry = HistoryEntry(created=ctx.created, created_by=created_by)
     return Dispatched(state=state, effect=effect, history=entry)
 

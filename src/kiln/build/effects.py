@@ -38,6 +38,10 @@ class CopyEffect:
     is_add: bool
     heredocs: tuple[tuple[str, str], ...]
     line: int
+    parents: bool = False
+    exclude: tuple[str, ...] = ()
+    checksum: str | None = None
+    unpack: bool | None = None
 
 
 @dataclass(frozen=True)

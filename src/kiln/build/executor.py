@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +22,7 @@ from kiln.context import BuildContext
 from kiln.errors import RunFailedError
 from kiln.fs import (
     BlobStore,
-    Changes,
-    WalkSnapshotter,
+    StageFilesystem,
     lookup_user,
     secure_join,
     write_layer,
@@ -43,21 +43,27 @@ class StageExecutor:
 
     def __init__(
         self,
-        rootfs: Path,
+        stage_fs: StageFilesystem,
         store: BlobStore,
         runner: Runner,
         sources: SourceResolver,
         filename: str,
         scratch_dir: Path,
         source_date_epoch: int | None = None,
+        *,
+        compression: str = "gzip",
+        compression_level: int | None = None,
     ) -> None:
-        self.rootfs = rootfs
+        self.fs = stage_fs  # where steps run, and how a step's diff is found
+        self.rootfs = stage_fs.rootfs
         self.store = store
         self.runner = runner
         self.sources = sources
         self.filename = filename
         self.scratch_dir = scratch_dir
         self.source_date_epoch = source_date_epoch
+        self.compression = compression
+        self.compression_level = compression_level
 
     def apply(self, state: StageState, effect: Effect) -> LayerRef | None:
         """Apply one effect; return the layer it produced, or None if nothing changed."""
@@ -72,14 +78,10 @@ class StageExecutor:
         uid, gid, groups = lookup_user(self.rootfs, state.config.user or "0")
         cwd = state.config.working_dir or "/"
         with RunFiles(self.rootfs, effect.files) as run_files:
-            snapshotter = WalkSnapshotter(
-                self.rootfs, exclude=(*SNAPSHOT_EXCLUDES, run_files.excluded)
-            )
-            snapshotter.baseline()
+            self.fs.begin((*SNAPSHOT_EXCLUDES, run_files.excluded))
             self._make_dirs(cwd, 0, 0)
             self._execute(effect, cwd, uid, gid, groups)
-            changes = snapshotter.changes()
-        return self._commit(changes)
+        return self._commit(None)
 
     def _execute(
         self, effect: RunEffect, cwd: str, uid: int, gid: int, groups: tuple[int, ...]
@@ -109,17 +111,17 @@ class StageExecutor:
             source, keep_owner = self.sources(effect.from_ or "")
             job = CopyJob(self.rootfs, effect, self.filename, keep_owner=keep_owner)
             written = job.copy_from(source)
-        return self._commit(Changes(changed=tuple(sorted(set(written))), deleted=()))
+        return self._commit(written)
 
     def workdir(self, effect: WorkdirEffect) -> LayerRef | None:
         """WORKDIR: create the directory (owned by USER, as Docker does) if it is missing."""
         if secure_join(self.rootfs, effect.path).is_dir():
-            return None
+            return self._commit([])  # BuildKit's mkdir -p still makes an (empty) layer
         uid, gid = 0, 0
         if effect.user:
             uid, gid, _ = lookup_user(self.rootfs, effect.user)
         created = self._make_dirs(effect.path, uid, gid)
-        return self._commit(Changes(changed=tuple(created), deleted=()))
+        return self._commit(created)
 
     def _make_dirs(self, path: str, uid: int, gid: int) -> list[str]:
         created: list[str] = []
@@ -133,11 +135,29 @@ class StageExecutor:
                 created.append(current.lstrip("/"))
         return created
 
-    def _commit(self, changes: Changes) -> LayerRef | None:
-        if not changes.changed and not changes.deleted:
-            log.info("No files changed in this step; no layer written")
-            return None
-        tmp = self.scratch_dir / "layer.tmp"
-        info = write_layer(self.rootfs, changes, tmp, source_date_epoch=self.source_date_epoch)
+    def _commit(self, written: list[str] | None) -> LayerRef | None:
+        """Write the step's diff (``written``: the paths COPY/WORKDIR wrote; None after RUN)."""
+        root, changes = self.fs.diff(written)
+        if not changes:
+            # BuildKit still gives every RUN/COPY/ADD/WORKDIR step a layer, empty or not, so
+            # layer counts (and history) match `docker build`.
+            log.info("No files changed in this step; writing an empty layer, as Docker does")
+        fd, name = tempfile.mkstemp(suffix=".layer", dir=self.scratch_dir)  # stages run in parallel
+        os.close(fd)
+        tmp = Path(name)
+        info = write_layer(
+            root,
+            changes,
+            tmp,
+            compression=self.compression,
+            level=self.compression_level,
+            source_date_epoch=self.source_date_epoch,
+        )
         self.store.add_file(tmp, info.digest)
-        return LayerRef(info.digest, info.diff_id, info.size, mediatypes.DOCKER_LAYER_GZIP)
+        self.fs.committed(info.diff_id)
+        media_type = (
+            mediatypes.OCI_LAYER_ZSTD
+            if self.compression == "zstd"
+            else mediatypes.DOCKER_LAYER_GZIP
+        )
+        return LayerRef(info.digest, info.diff_id, info.size, media_type)

@@ -25,6 +25,13 @@ class RegistryOptions:
     docker_config_dir: Path | None = None
     push_retry: int = 3
     pull_retry: int = 3
+    registry_certificates: Mapping[str, Path] = field(default_factory=dict)
+    registry_client_certs: Mapping[str, tuple[Path, Path]] = field(default_factory=dict)
+    registry_mirrors: tuple[str, ...] = ()
+    registry_maps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    skip_default_registry_fallback: bool = False
+    push_ignore_immutable_tag_errors: bool = False
+    skip_push_permission_check: bool = False
 
     def is_insecure(self, registry: str, *, push: bool) -> bool:
         """Plain HTTP only for registries the user named, or for all with --insecure(-pull)."""
@@ -53,9 +60,15 @@ class BuildOptions:
     tar_path: Path | None = None
     oci_layout_path: Path | None = None
     digest_file: Path | None = None
+    image_name_with_digest_file: Path | None = None
+    image_name_tag_with_digest_file: Path | None = None
     image_format: str = "docker"
+    compression: str = "gzip"
+    compression_level: int | None = None
     platform: str = "linux/amd64"
     isolation: str = "auto"
+    snapshotter: str = "auto"  # "overlay", "walk" or "auto" (overlay where mounts work)
+    jobs: int | None = None  # stages built at once; None: the CPU count
     cache_dir: Path | None = None
     work_dir: Path | None = None
     registry: RegistryOptions = field(default_factory=RegistryOptions)

@@ -7,15 +7,16 @@ tarball, the layout and the digest file all name the same digest.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from kiln.build.publish import Blob, Publication, config_blob, publish
 from kiln.build.registries import RegistryPool
 from kiln.build.state import LayerRef
+from kiln.errors import UsageError
 from kiln.fs import BlobStore
 from kiln.image import (
     Descriptor,
@@ -65,31 +66,43 @@ def assemble(config: ImageConfig, layers: Sequence[LayerRef], fmt: str) -> Assem
     )
 
 
+_EQUIVALENT_LAYER_TYPES = (
+    (mediatypes.DOCKER_LAYER_GZIP, mediatypes.OCI_LAYER_GZIP),
+    (mediatypes.DOCKER_LAYER, mediatypes.OCI_LAYER),
+    (mediatypes.DOCKER_FOREIGN_LAYER, mediatypes.OCI_NONDISTRIBUTABLE_LAYER_GZIP),
+)
+
+
 def _layer_media_type(media_type: str, fmt: str) -> str:
     """Map a layer's media type to the output format; the blob bytes stay the same."""
-    gzip_types = (mediatypes.DOCKER_LAYER_GZIP, mediatypes.OCI_LAYER_GZIP)
-    if media_type in gzip_types:
-        return mediatypes.OCI_LAYER_GZIP if fmt == "oci" else mediatypes.DOCKER_LAYER_GZIP
+    for docker, oci in _EQUIVALENT_LAYER_TYPES:
+        if media_type in (docker, oci):
+            return oci if fmt == "oci" else docker
+    if fmt != "oci" and "zstd" in media_type:
+        raise UsageError(
+            "the image has zstd-compressed layers, which Docker v2 schema 2 cannot describe",
+            hint="add --image-format oci",
+        )
     return media_type
 
 
-def push(image: AssembledImage, destination: str, pool: RegistryPool, store: BlobStore) -> None:
-    """Upload every blob (skipping those present), then the manifest under the tag."""
-    ref = Reference.parse(destination)
-    client = pool.client(ref.registry, push=True)
-    log.info("Pushing image to %s", ref)
-    for layer in image.layers:
-        client.upload_blob(
-            ref.repository, layer.digest, layer.size, partial(store.open, layer.digest)
-        )
-    client.upload_blob(
-        ref.repository,
-        image.config_digest,
-        len(image.config),
-        lambda: io.BytesIO(image.config),
+def push(
+    image: AssembledImage, destination: str, pool: RegistryPool, store: BlobStore
+) -> Reference:
+    """Upload every blob (skipping those present), verify them, then put the manifest."""
+    oci = image.manifest_media_type == mediatypes.OCI_MANIFEST
+    config_type = mediatypes.OCI_CONFIG if oci else mediatypes.DOCKER_CONFIG
+    layers = tuple(
+        Blob(layer.digest, layer.size, layer.media_type, partial(store.open, layer.digest))
+        for layer in image.layers
     )
-    client.put_manifest(ref.repository, ref.reference, image.manifest, image.manifest_media_type)
-    log.info("Pushed %s@%s", ref.name, image.digest)
+    item = Publication(
+        blobs=(*layers, config_blob(image.config, config_type)),
+        manifest=image.manifest,
+        manifest_media_type=image.manifest_media_type,
+        digest=image.digest,
+    )
+    return publish(item, destination, pool)
 
 
 def write_tarball(

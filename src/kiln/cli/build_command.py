@@ -11,7 +11,12 @@ import argparse
 import os
 from pathlib import Path
 
-from kiln.build.options import BuildOptions, RegistryOptions
+from kiln.build.options import BuildOptions
+from kiln.cli.registry_flags import (
+    add_push_extras,
+    add_registry_flags,
+    registry_options_from_args,
+)
 from kiln.errors import UsageError
 
 VERBOSITIES = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
@@ -125,40 +130,8 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_registry_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("registries (credentials come from $DOCKER_CONFIG/config.json)")
-    g.add_argument("--insecure", action="store_true", help="push over plain HTTP")
-    g.add_argument("--insecure-pull", action="store_true", help="pull over plain HTTP")
-    g.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="use plain HTTP for this registry, pulls and pushes (repeatable)",
-    )
-    g.add_argument(
-        "--skip-tls-verify", action="store_true", help="do not verify TLS certificates on push"
-    )
-    g.add_argument(
-        "--skip-tls-verify-pull",
-        action="store_true",
-        help="do not verify TLS certificates on pull",
-    )
-    g.add_argument(
-        "--skip-tls-verify-registry",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="do not verify TLS certificates for this registry (repeatable)",
-    )
-    g.add_argument(
-        "--push-retry", type=int, default=3, metavar="N", help="retries for each push request"
-    )
-    g.add_argument(
-        "--image-download-retry",
-        type=int,
-        default=3,
-        metavar="N",
-        help="retries for each pull request",
-    )
+    add_registry_flags(g)
+    add_push_extras(g)
 
 
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
@@ -170,10 +143,25 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
         help="how RUN steps are isolated (namespaces: root with CAP_SYS_ADMIN)",
     )
     g.add_argument(
+        "--snapshotter",
+        choices=("auto", "overlay", "walk"),
+        default="auto",
+        help="how a step's changes are found: overlay (each step runs on an overlay mount whose "
+        "upper dir is its diff; costs what changed; needs mount rights), walk (stat every file "
+        "before and after a RUN; works anywhere), auto (overlay where it works, else walk)",
+    )
+    g.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="build up to N independent stages at once (default: the number of CPUs)",
+    )
+    g.add_argument(
         "--cache-dir",
         type=Path,
         metavar="DIR",
-        help="keep pulled and built blobs here between builds (base-image cache)",
+        help="keep pulled and built blobs, and pulled layers unpacked once for the overlay "
+        "snapshotter, here between builds (base-image cache)",
     )
     g.add_argument(
         "--work-dir",
@@ -205,16 +193,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         raise UsageError("give the build context once: either CONTEXT or --context")
     context = args.context_flag or args.context_pos or "."
     labels = {k: v or "" for k, v in _pairs(args.label, "--label", False).items()}
-    registry = RegistryOptions(
-        insecure_push=args.insecure,
-        insecure_pull=args.insecure_pull,
-        insecure_registries=tuple(args.insecure_registry),
-        skip_tls_verify_push=args.skip_tls_verify,
-        skip_tls_verify_pull=args.skip_tls_verify_pull,
-        skip_tls_verify_registries=tuple(args.skip_tls_verify_registry),
-        push_retry=args.push_retry,
-        pull_retry=args.image_download_retry,
-    )
+    registry = registry_options_from_args(args)
     return BuildOptions(
         context=context,
         dockerfile=args.dockerfile,
@@ -226,9 +205,15 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         tar_path=args.tar_path,
         oci_layout_path=args.oci_layout_path,
         digest_file=args.digest_file,
+        image_name_with_digest_file=args.image_name_with_digest_file,
+        image_name_tag_with_digest_file=args.image_name_tag_with_digest_file,
+        compression=args.compression,
+        compression_level=args.compression_level,
         image_format=args.image_format,
         platform=args.platform,
         isolation=args.isolation,
+        snapshotter=args.snapshotter,
+        jobs=args.jobs,
         cache_dir=args.cache_dir,
         work_dir=args.work_dir,
         registry=registry,

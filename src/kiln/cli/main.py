@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from kiln.build.builder import build
 from kiln.cli.build_command import add_build_parser, options_from_args
 from kiln.cli.logging_setup import setup_logging
+from kiln.cli.parse_command import add_parse_parser, run_parse_command
+from kiln.cli.registry_commands import add_registry_parsers, run_registry_command
 from kiln.errors import KilnError
 
 
@@ -27,6 +29,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="kiln 0.1.0")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_build_parser(subparsers)
+    add_registry_parsers(subparsers)
+    add_parse_parser(subparsers)
     return parser
 
 
@@ -40,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = build(options_from_args(args))
             print(result.digest)
             return 0
+        if args.command == "parse":
+            setup_logging("warn")
+            return run_parse_command(args)
+        if args.command in ("login", "warm", "push"):
+            setup_logging(getattr(args, "verbosity", "info"))
+            return run_registry_command(args)
     except KilnError as exc:
         log.error("%s", exc)
         return exc.exit_code

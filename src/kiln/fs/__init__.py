@@ -8,23 +8,37 @@ deterministic headers). It knows nothing about registries or Dockerfiles and imp
 
 from .accounts import lookup_chown, lookup_user
 from .blobstore import BlobStore, BlobWriter
+from .layerstore import LayerStore
 from .layerstream import open_layer
-from .layerwriter import LayerInfo, write_layer, write_layer_from_paths
+from .layerwriter import COMPRESSIONS, LayerInfo, write_layer, write_layer_from_paths
+from .overlay import OverlayRootfs, overlay_problem
+from .overlaydiff import overlay_changes
 from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
+from .stagefs import OverlayStage, StageFilesystem, WalkStage
+from .streams import compression_threads
 from .unpack import apply_layer
 
 __all__ = [
+    "COMPRESSIONS",
     "BlobStore",
     "BlobWriter",
     "Changes",
     "LayerInfo",
+    "LayerStore",
+    "OverlayRootfs",
+    "OverlayStage",
     "Snapshotter",
+    "StageFilesystem",
     "WalkSnapshotter",
+    "WalkStage",
     "apply_layer",
+    "compression_threads",
     "lookup_chown",
     "lookup_user",
     "open_layer",
+    "overlay_changes",
+    "overlay_problem",
     "secure_join",
     "write_layer",
     "write_layer_from_paths",

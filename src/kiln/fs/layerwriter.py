@@ -25,13 +25,14 @@ from typing import BinaryIO, cast
 
 from kiln.errors import LayerError, UnsafePathError
 
-from .names import clean_name, whiteout_name
+from .names import OPAQUE_WHITEOUT, clean_name, whiteout_name
 from .securejoin import secure_join
 from .snapshot import Changes
 from .streams import FileSink, GzipWriter, HashingWriter, Sink, ZstdWriter
 from .tarentries import HardlinkTable, header_for, whiteout_header
 
 COMPRESSIONS = ("gzip", "zstd", "none")
+_TAR_BUFFER = 1 << 18  # tarfile's stream buffer: fewer, larger writes down the chain
 _SUFFIX = {"gzip": "+gzip", "zstd": "+zstd", "none": ""}
 
 
@@ -59,8 +60,12 @@ def write_layer(
     level: int | None = None,
     source_date_epoch: int | None = None,
     include_parents: bool = True,
+    threads: int | None = None,
 ) -> LayerInfo:
-    """Write ``changes`` of ``rootfs`` as a layer blob at ``out`` and return its digests."""
+    """Write ``changes`` of ``rootfs`` as a layer blob at ``out`` and return its digests.
+
+    ``threads`` compressor threads (default: every CPU); the blob does not depend on it.
+    """
     if compression not in COMPRESSIONS:
         raise LayerError(f"unknown layer compression {compression!r}; use one of {COMPRESSIONS}")
     root = Path(os.path.abspath(rootfs))
@@ -68,9 +73,14 @@ def write_layer(
     try:
         with open(out, "wb") as file:
             blob = HashingWriter(FileSink(file))
-            compressor = _compressor(compression, blob, level)
+            compressor = _compressor(compression, blob, level, threads)
             tar_bytes = HashingWriter(compressor)
-            _write_tar(root, plan, tar_bytes, source_date_epoch)
+            try:
+                _write_tar(root, plan, tar_bytes, source_date_epoch)
+            except BaseException:
+                if isinstance(compressor, GzipWriter | ZstdWriter):
+                    compressor.abort()
+                raise
             tar_bytes.close()
     except BaseException:
         with contextlib.suppress(OSError):
@@ -120,11 +130,11 @@ def _add_subtree(root: Path, rel: str, into: set[str]) -> None:
         _add_subtree(root, child, into)
 
 
-def _compressor(compression: str, sink: Sink, level: int | None) -> Sink:
+def _compressor(compression: str, sink: Sink, level: int | None, threads: int | None) -> Sink:
     if compression == "gzip":
-        return GzipWriter(sink, level)
+        return GzipWriter(sink, level, threads)
     if compression == "zstd":
-        return ZstdWriter(sink, level)
+        return ZstdWriter(sink, level, threads)
     return sink
 
 
@@ -141,6 +151,7 @@ def _plan(root: Path, changes: Changes, include_parents: bool) -> list[tuple[str
                 parent = posixpath.dirname(parent)
     plan: list[tuple[str, str | None]] = [(path, path) for path in paths]
     plan += [(whiteout_name(path), None) for path in deleted]
+    plan += [(posixpath.join(clean_name(path), OPAQUE_WHITEOUT), None) for path in changes.opaque]
     return sorted(plan)
 
 
@@ -150,8 +161,13 @@ def _write_tar(
     hardlinks = HardlinkTable()
     stream = cast(BinaryIO, sink)  # tarfile only calls write() in "w|" mode
     with tarfile.open(
-        fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8"
+        fileobj=stream,
+        mode="w|",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        bufsize=_TAR_BUFFER,
     ) as tar:
+        tar.copybufsize = _TAR_BUFFER  # type: ignore[attr-defined]  # large reads, not 16 KiB
         for name, rel in plan:
             if rel is None:
                 tar.addfile(whiteout_header(name))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from .tarentries import carried_xattrs
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,16 @@ class Changes:
     ``changed`` holds added and modified paths (a directory appears when its own metadata
     changed, which includes its mtime moving because entries were added or removed).
     ``deleted`` is collapsed: when a directory went away only the directory is listed.
+    ``opaque`` lists directories (also in ``changed``) whose lower-layer contents are all gone;
+    only the overlay snapshotter reports them (the walk snapshotter lists each deleted child).
     """
 
     changed: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
+    opaque: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.changed or self.deleted)
+        return bool(self.changed or self.deleted or self.opaque)
 
 
 class Snapshotter(Protocol):
@@ -44,67 +49,85 @@ class Snapshotter(Protocol):
         """Return what changed since the last ``baseline()`` (the baseline itself is kept)."""
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """The parts of an ``lstat`` result (plus symlink target) that signal a change."""
-
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    link: str | None
+#: What signals a change: (mode, uid, gid, size, mtime_ns, ctime_ns, inode, extra), where extra
+#: is a symlink's target or a directory's carried xattrs. A directory's ctime is left out (0):
+#: the sandbox puts back the mtime of a directory it created a mount point in, and only the
+#: ctime would show it; what else moves a directory's ctime alone (xattrs) is compared instead.
+_Entry = tuple[int, int, int, int, int, int, int, object]
 
 
 class WalkSnapshotter:
     """A ``Snapshotter`` that walks the whole tree with ``os.scandir`` and compares ``lstat``s.
 
     ``exclude`` lists rootfs-relative paths (``"proc"``, ``"sys"``, ``"dev"`` ...) that are
-    neither reported nor descended into.
+    neither reported nor descended into. ``rebase()`` makes the scan done by the last
+    ``changes()`` the new baseline, saving a walk when nothing touched the tree in between.
     """
 
     def __init__(self, rootfs: Path, exclude: Iterable[str] = ()) -> None:
         self.rootfs = Path(os.path.abspath(rootfs))
         self.exclude = frozenset(path.strip("/") for path in exclude)
         self._baseline: dict[str, _Entry] = {}
+        self._last: dict[str, _Entry] | None = None
 
     def baseline(self) -> None:
         self._baseline = self._scan()
+        self._last = None
+
+    def rebase(self) -> None:
+        """Take the state seen by the last ``changes()`` as the baseline (else scan again)."""
+        if self._last is None:
+            self.baseline()
+        else:
+            self._baseline, self._last = self._last, None
 
     def changes(self) -> Changes:
         current = self._scan()
+        self._last = current
         old = self._baseline
         changed = sorted(path for path, entry in current.items() if old.get(path) != entry)
-        gone = sorted(path for path in old if path not in current)
+        gone = sorted(path for path in old.keys() - current.keys())
         return Changes(changed=tuple(changed), deleted=_collapse(gone, current))
 
     def _scan(self) -> dict[str, _Entry]:
-        return dict(_walk(self.rootfs, "", self.exclude))
+        return _walk(str(self.rootfs), self.exclude)
 
 
-def _walk(directory: Path, prefix: str, exclude: frozenset[str]) -> Iterator[tuple[str, _Entry]]:
-    try:
-        with os.scandir(directory) as it:
-            entries = list(it)
-    except (FileNotFoundError, NotADirectoryError):
-        return  # removed while we walked; the next scan will see it gone
-    for item in entries:
-        rel = prefix + item.name
-        if rel in exclude:
-            continue
+def _walk(root: str, exclude: frozenset[str]) -> dict[str, _Entry]:
+    """Every path under ``root`` with its entry; an explicit stack keeps Python overhead low."""
+    found: dict[str, _Entry] = {}
+    lstat, readlink, is_dir, is_link = os.lstat, os.readlink, stat.S_ISDIR, stat.S_ISLNK
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
         try:
-            st = item.stat(follow_symlinks=False)
-            link = os.readlink(item.path) if stat.S_ISLNK(st.st_mode) else None
-        except FileNotFoundError:
-            continue
-        yield rel, _Entry(
-            st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-            st.st_ino, link,
-        )  # fmt: skip
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(Path(item.path), rel + "/", exclude)
+            with os.scandir(directory) as it:
+                names = [item.name for item in it]
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed while we walked; the next scan will see it gone
+        for name in names:
+            rel = prefix + name
+            if rel in exclude:
+                continue
+            path = directory + "/" + name
+            try:
+                st = lstat(path)
+                mode = st.st_mode
+                if is_dir(mode):
+                    found[rel] = (
+                        mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, 0, st.st_ino,
+                        tuple(sorted(carried_xattrs(path).items())),
+                    )  # fmt: skip
+                    stack.append((path, rel + "/"))
+                    continue
+                link = readlink(path) if is_link(mode) else None
+            except FileNotFoundError:
+                continue
+            found[rel] = (
+                mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                st.st_ino, link,
+            )  # fmt: skip
+    return found
 
 
 def _collapse(gone: list[str], current: dict[str, _Entry]) -> tuple[str, ...]:
@@ -124,7 +147,7 @@ def _hidden(path: str, deleted: set[str], current: dict[str, _Entry]) -> bool:
         if parent in deleted:
             return True
         entry = current.get(parent)
-        if entry is not None and not stat.S_ISDIR(entry.mode):
+        if entry is not None and not stat.S_ISDIR(entry[0]):
             return True  # the directory was replaced by a file or symlink; that entry hides it
         parent = posixpath.dirname(parent)
     return False

@@ -7,13 +7,23 @@ assembled differently per compression without holding a layer in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import shutil
-import subprocess
-import zlib
-from typing import BinaryIO, Protocol
+import io
+import os
+import struct
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+
+import zstandard
+from zlib_ng import zlib_ng
 
 from kiln.errors import LayerError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class Sink(Protocol):
@@ -61,58 +71,144 @@ class FileSink:
         self._file.flush()
 
 
-class GzipWriter:
-    """Gzip-compress into ``sink``; the header is fixed (mtime 0, no name) for reproducibility."""
+def compression_threads() -> int:
+    """How many threads compress a layer: every CPU this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
 
-    def __init__(self, sink: Sink, level: int | None = None) -> None:
+
+class _SinkFile(io.RawIOBase):
+    """A ``Sink`` seen as a writable raw file, which is what the zstd stream writer expects."""
+
+    def __init__(self, sink: Sink) -> None:
+        super().__init__()
         self._sink = sink
-        chosen = zlib.Z_DEFAULT_COMPRESSION if level is None else level
-        # wbits 16+15: zlib writes the gzip wrapper itself, with mtime 0 and no file name.
-        self._compressor = zlib.compressobj(chosen, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        self._sink.write(view.tobytes())
+        return view.nbytes
+
+
+class GzipWriter:
+    """Gzip on several threads, pigz's way; the output depends on the bytes and level only.
+
+    The data is cut here into fixed ``BLOCK``-sized blocks; each is deflated on a worker thread
+    (zlib-ng, which releases the GIL) with the previous 32 KiB as its dictionary and ends with a
+    sync flush, and the blocks are written in order, followed by an empty final block and the
+    combined CRC. Because the cuts do not depend on how callers called ``write`` or on the
+    thread count, the same bytes at the same level always give the same blob. The header is
+    fixed (mtime 0, no file name). At most ``2 * threads`` blocks are in flight, so memory
+    stays bounded; a layer smaller than one block is compressed inline, with no threads.
+    """
+
+    BLOCK = 1 << 20
+    _WINDOW = 1 << 15
+
+    def __init__(self, sink: Sink, level: int | None = None, threads: int | None = None) -> None:
+        chosen = zlib_ng.Z_DEFAULT_COMPRESSION if level is None else level
+        if not -1 <= chosen <= 9:
+            raise LayerError(f"gzip compression level {chosen} is not between 0 and 9")
+        self._sink = sink
+        self._level = 6 if chosen == -1 else chosen
+        self._threads = threads or compression_threads()
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._inflight: deque[Future[tuple[bytes, int]]] = deque()
+        self._sizes: deque[int] = deque()
+        self._pending = bytearray()
+        self._previous = b""
+        self._crc = 0
+        self._size = 0
+        sink.write(_GZIP_HEADER)
 
     def write(self, data: bytes) -> int:
-        out = self._compressor.compress(data)
-        if out:
-            self._sink.write(out)
+        pending = self._pending
+        pending += data
+        while len(pending) >= self.BLOCK:
+            self._submit(bytes(pending[: self.BLOCK]))
+            del pending[: self.BLOCK]
         return len(data)
 
     def close(self) -> None:
-        self._sink.write(self._compressor.flush())
+        if self._pending:
+            self._submit(bytes(self._pending))
+            self._pending.clear()
+        while self._inflight:
+            self._emit_oldest()
+        self.abort()
+        self._sink.write(zlib_ng.compress(b"", wbits=-15))  # the empty final block
+        self._sink.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
         self._sink.close()
+
+    def abort(self) -> None:
+        """Stop the worker threads (after a failure the output is discarded)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, block: bytes) -> None:
+        zdict = self._previous[-self._WINDOW :]
+        self._previous = block
+        if self._pool is None and len(block) < self.BLOCK:
+            self._inflight.append(_done(self._deflate(block, zdict)))  # small: no threads
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="gzip")
+            self._inflight.append(self._pool.submit(self._deflate, block, zdict))
+        self._sizes.append(len(block))
+        if len(self._inflight) > 2 * self._threads:
+            self._emit_oldest()
+
+    def _emit_oldest(self) -> None:
+        compressed, crc = self._inflight.popleft().result()
+        length = self._sizes.popleft()
+        self._crc = zlib_ng.crc32_combine(self._crc, crc, length)
+        self._size += length
+        self._sink.write(compressed)
+
+    def _deflate(self, block: bytes, zdict: bytes) -> tuple[bytes, int]:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            size = self.BLOCK + self.BLOCK // 8 + 500  # room for incompressible input
+            compressor = zlib_ng._ParallelCompress(buffersize=size, level=self._level)
+            self._local.compressor = compressor
+        return cast(tuple[bytes, int], compressor.compress_and_crc(block, zdict))
+
+
+def _done(value: tuple[bytes, int]) -> Future[tuple[bytes, int]]:
+    future: Future[tuple[bytes, int]] = Future()
+    future.set_result(value)
+    return future
+
+
+#: magic, deflate, no flags, mtime 0, no extra flags, OS "unknown": the same for every layer.
+_GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
 
 
 class ZstdWriter:
-    """Compress through the ``zstd`` command (the standard library has no zstd before 3.14).
+    """Zstandard with worker threads; deterministic for a level (any thread count >= 1)."""
 
-    ``zstd`` output is written to a temporary file by the child, then copied into ``sink``; a
-    pipe in both directions would need a thread to avoid deadlock, and a file keeps memory flat.
-    """
-
-    def __init__(self, sink: Sink, level: int | None = None) -> None:
-        import tempfile
-
-        binary = shutil.which("zstd")
-        if binary is None:
-            raise LayerError(
-                "zstd compression needs the zstd command", hint="install zstd or use gzip"
-            )
+    def __init__(self, sink: Sink, level: int | None = None, threads: int | None = None) -> None:
         self._sink = sink
-        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        argv = [binary, "-q", "-c", "--no-progress", f"-{level if level is not None else 3}"]
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._out)
+        chosen = 3 if level is None else level
+        compressor = zstandard.ZstdCompressor(
+            level=chosen, threads=threads or compression_threads(), write_checksum=False
+        )
+        writer = compressor.stream_writer(cast(BinaryIO, _SinkFile(sink)), closefd=False)
+        self._zstd = cast(BinaryIO, writer)
 
     def write(self, data: bytes) -> int:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(data)
+        self._zstd.write(data)
         return len(data)
 
     def close(self) -> None:
-        assert self._proc.stdin is not None
-        self._proc.stdin.close()
-        if self._proc.wait() != 0:
-            raise LayerError(f"zstd exited with status {self._proc.returncode}")
-        self._out.seek(0)
-        while chunk := self._out.read(1 << 20):
-            self._sink.write(chunk)
-        self._out.close()
+        self._zstd.close()
         self._sink.close()
+
+    def abort(self) -> None:
+        """Release the compressor after a failure."""
+        with contextlib.suppress(Exception):
+            self._zstd.close()

@@ -23,6 +23,7 @@ from .names import WHITEOUT_PREFIX
 #: build host, not the image, so they stay out.
 _XATTR_PREFIXES = ("user.",)
 _XATTR_NAMES = frozenset({"security.capability"})
+_OVERLAY_USER_PREFIX = "user.overlay."
 
 
 @dataclass
@@ -98,18 +99,27 @@ def whiteout_header(name: str) -> tarfile.TarInfo:
     return info
 
 
-def _xattr_records(path: str) -> dict[str, str]:
+def carried_xattrs(path: str) -> dict[str, bytes]:
+    """The extended attributes of ``path`` that belong in an image (name -> raw value)."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return {}  # filesystem without xattr support: nothing to carry
-    records: dict[str, str] = {}
-    for name in sorted(names):
+    values: dict[str, bytes] = {}
+    for name in names:
         if name not in _XATTR_NAMES and not name.startswith(_XATTR_PREFIXES):
             continue
+        if name.startswith(_OVERLAY_USER_PREFIX):
+            continue  # a rootless overlay's own bookkeeping, not the file's
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            values[name] = os.getxattr(path, name, follow_symlinks=False)
         except OSError:
             continue
-        records[XATTR_PAX_PREFIX + name] = value.decode("utf-8", "surrogateescape")
-    return records
+    return values
+
+
+def _xattr_records(path: str) -> dict[str, str]:
+    return {
+        XATTR_PAX_PREFIX + name: value.decode("utf-8", "surrogateescape")
+        for name, value in sorted(carried_xattrs(path).items())
+    }

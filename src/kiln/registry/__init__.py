@@ -5,8 +5,16 @@ concerns with separate tests; callers only need the names re-exported here.
 """
 
 from kiln.registry.client import RegistryClient
-from kiln.registry.credentials import Credentials, load_credentials
-from kiln.registry.pull import DEFAULT_PLATFORM, LayerRef, PulledImage, pull_image, select_platform
+from kiln.registry.credentials import Credentials, load_credentials, save_credentials
+from kiln.registry.pull import (
+    DEFAULT_PLATFORM,
+    LayerRef,
+    PulledImage,
+    ResolvedImage,
+    pull_image,
+    resolve_image,
+    select_platform,
+)
 from kiln.registry.reference import Reference
 
 __all__ = [
@@ -16,7 +24,10 @@ __all__ = [
     "PulledImage",
     "Reference",
     "RegistryClient",
+    "ResolvedImage",
     "load_credentials",
     "pull_image",
+    "resolve_image",
+    "save_credentials",
     "select_platform",
 ]

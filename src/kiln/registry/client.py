@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -25,12 +26,12 @@ from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
 from kiln.registry.reference import normalize_registry, registry_api_host, validate_digest
 from kiln.registry.transport import DEFAULT_TIMEOUT, Body, RetryPolicy, Transport
+from kiln.registry.upload import DEFAULT_CHUNK_SIZE, BlobUpload, Uploader
 
 CHUNK_SIZE = 1024 * 1024
 _MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest size limit
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_SMALL_BLOB = 1024 * 1024  # uploaded from memory: retries are trivial, empty blobs work
 _STREAM_ERRORS = (requests.RequestException, OSError)
 
 
@@ -38,8 +39,10 @@ class RegistryClient:
     """Talks to one registry. Close it (or use ``with``) to release pooled connections.
 
     ``insecure`` means plain HTTP (Kaniko's ``--insecure``); ``skip_tls_verify`` keeps HTTPS
-    but accepts any certificate; ``ca_file`` adds a CA bundle to verify against.
-    ``session`` and ``sleep`` are for tests (a scripted transport, no real waiting).
+    but accepts any certificate; ``ca_file`` is the CA bundle to verify against (instead of
+    the system store); ``client_cert`` is a (certificate, key) pair for mutual TLS.
+    Blobs larger than ``chunk_size`` are uploaded in chunks. ``session`` and ``sleep`` are for
+    tests (a scripted transport, no real waiting). One client may be used from several threads.
     """
 
     def __init__(
@@ -49,8 +52,10 @@ class RegistryClient:
         insecure: bool = False,
         skip_tls_verify: bool = False,
         ca_file: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
         credentials: Credentials | None = None,
         retries: int = 3,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         user_agent: str = "kiln/0.1",
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -69,11 +74,16 @@ class RegistryClient:
             self._session,
             policy=RetryPolicy(retries=retries),
             verify=verify,
+            cert=(str(client_cert[0]), str(client_cert[1])) if client_cert else None,
             sleep=sleep,
             timeout=timeout,
         )
         self._auth = Authenticator(self._transport, self.registry, credentials)
         self._pinged = False
+        self._ping_lock = threading.Lock()
+        self._uploader = Uploader(
+            self._request, self.blob_exists, self._transport.policy, sleep, chunk_size
+        )
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.base_url!r})"
@@ -223,23 +233,32 @@ class RegistryClient:
             return
         where = self.describe(repo, digest)
         scopes = [push_scope(repo)] + ([pull_scope(mount_from)] if mount_from else [])
-        query = {"mount": digest, "from": mount_from} if mount_from else {}
-        path = f"/v2/{repo}/blobs/uploads/" + (f"?{urlencode(query)}" if query else "")
-        with self._request("POST", path, scopes, where, body=b"") as response:
-            if response.status_code == 201 and mount_from:
-                return
-            if response.status_code != 202 or "Location" not in response.headers:
-                raise response_error(response, reference=where, action="starting the upload")
-            location = urljoin(response.url, response.headers["Location"])
-        body: Body = opener
-        if size <= _SMALL_BLOB:
-            with opener() as stream:
-                body = stream.read()
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        upload_url = _with_query(location, {"digest": digest})
-        with self._request("PUT", upload_url, scopes, where, headers=headers, body=body) as done:
-            if done.status_code not in (201, 204):
-                raise response_error(done, reference=where, action="uploading the blob")
+        blob = BlobUpload(repo, digest, size, opener, scopes, where)
+        self._uploader.upload(blob, mount_from)
+
+    def check_login(self) -> None:
+        """Raise ``AuthError`` unless the registry accepts this client's credentials."""
+        where = self.registry
+        with self._request("GET", "/v2/", [], where) as response:
+            if response.status_code != 200:
+                raise response_error(response, reference=where, action="logging in")
+
+    def check_push(self, repo: str) -> None:
+        """Fail early (``AuthError``) unless the credentials may push to ``repo``.
+
+        Starts a blob upload, the first thing a push does, and cancels it again: a registry
+        grants that only with push rights.
+        """
+        where = self.describe(repo)
+        path = f"/v2/{repo}/blobs/uploads/"
+        with self._request("POST", path, [push_scope(repo)], where, body=b"") as response:
+            if response.status_code != 202:
+                raise response_error(response, reference=where, action="checking push access")
+            location = response.headers.get("Location")
+            url = urljoin(response.url, location) if location else None
+        if url is not None:
+            with self._request("DELETE", url, [push_scope(repo)], where, retry=False):
+                pass  # best effort: an abandoned upload is garbage-collected anyway
 
     # ---------------------------------------------------------------- plumbing
 
@@ -252,15 +271,27 @@ class RegistryClient:
 
     def _ping(self, where: str) -> None:
         """Learn how the registry authenticates (GET /v2/) before the first real request."""
-        if self._pinged:
-            return
-        with self._follow("GET", f"{self.base_url}/v2/", {}, None, False, where) as response:
-            if response.status_code == 401:
-                self._auth.update(response, [])
-            elif response.status_code not in (200, 404):
-                # 404: some proxies only serve repository paths; let real requests decide.
-                raise response_error(response, reference=where, action="contacting the registry")
-        self._pinged = True
+        with self._ping_lock:
+            if self._pinged:
+                return
+            url = f"{self.base_url}/v2/"
+            with self._follow("GET", url, {}, None, False, where) as response:
+                if response.status_code == 401:
+                    self._auth.update(response, [])
+                elif response.status_code == 400 and url.startswith("http:"):
+                    raise RegistryError(
+                        "the registry rejected a plain-HTTP request (it probably speaks HTTPS)",
+                        reference=where,
+                        status=400,
+                        hint=f"do not mark {self._host} insecure; trust its certificate with "
+                        f"--registry-certificate {self._host}=/path/ca.crt if needed",
+                    )
+                elif response.status_code not in (200, 404):
+                    # 404: some proxies only serve repository paths; let real requests decide.
+                    raise response_error(
+                        response, reference=where, action="contacting the registry"
+                    )
+            self._pinged = True
 
     def _request(
         self,
@@ -272,6 +303,7 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         body: Body = None,
         stream: bool = False,
+        retry: bool = True,
     ) -> requests.Response:
         """Send with auth, re-authenticating once on 401 and following redirects."""
         self._ping(where)
@@ -279,7 +311,7 @@ class RegistryClient:
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
         for attempt in range(2):
             all_headers = {**(headers or {}), **self._auth.headers(scopes)}
-            response = self._follow(method, url, all_headers, body, stream, where)
+            response = self._follow(method, url, all_headers, body, stream, where, retry)
             if (
                 response.status_code != 401
                 or attempt == 1
@@ -298,6 +330,7 @@ class RegistryClient:
         body: Body,
         stream: bool,
         where: str,
+        retry: bool = True,
     ) -> requests.Response:
         """Send, following redirects; credentials never go to a host other than the registry."""
         headers = dict(headers)
@@ -305,7 +338,7 @@ class RegistryClient:
             if urlsplit(url).netloc != self._host or not url.startswith(self.base_url):
                 headers.pop("Authorization", None)
             response = self._transport.request(
-                method, url, reference=where, headers=headers, body=body, stream=stream
+                method, url, reference=where, headers=headers, body=body, stream=stream, retry=retry
             )
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
@@ -341,14 +374,6 @@ def _verify_bytes(data: bytes, digest: str, where: str) -> None:
         raise DigestMismatchError(
             f"{where}: manifest content hashes to {algorithm}:{actual}, expected {digest}"
         )
-
-
-def _with_query(url: str, params: Mapping[str, str]) -> str:
-    """``url`` with ``params`` appended to whatever query it already has."""
-    parts = urlsplit(url)
-    extra = urlencode(params)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit(parts._replace(query=query))
 
 
 def manifest_media_type(data: bytes, content_type: str) -> str:

@@ -198,3 +198,27 @@ def load_credentials(registry: str, config_dir: Path | None = None) -> Credentia
     if not isinstance(auths, dict):
         return None
     return _from_auth_entry(_auths_entry(auths, registry), registry)
+
+
+def save_credentials(
+    registry: str, username: str, password: str, config_dir: Path | None = None
+) -> Path:
+    """Store ``username``/``password`` for ``registry`` in ``config.json`` as ``docker login``
+    does (``auths[KEY].auth`` = base64 of ``user:password``, Docker Hub under its v1 URL),
+    keeping every other entry; the file is written atomically with mode 0600."""
+    path = config_path(config_dir)
+    config = _read_config(path)
+    auths = config.get("auths")
+    if not isinstance(auths, dict):
+        auths = {}
+    key = _server_url(normalize_registry(registry))
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    auths[key] = {"auth": token}
+    config["auths"] = auths
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(config, out, indent="\t")
+    os.replace(temp, path)
+    return path

@@ -8,14 +8,16 @@ stream them into its own blob store.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kiln.errors import RegistryError, UsageError
 from kiln.registry import _mediatypes as mt
-from kiln.registry.client import RegistryClient
+from kiln.registry.client import RegistryClient, manifest_media_type
 from kiln.registry.reference import Reference
 
 #: (os, architecture, variant or None)
@@ -139,22 +141,56 @@ def _split_args(
     return repo, ref, platform
 
 
-def pull_image(
-    client: RegistryClient,
-    repo: str | Reference,
-    ref: str | PlatformSpec | None = None,
-    platform: PlatformSpec = DEFAULT_PLATFORM,
-) -> PulledImage:
-    """Resolve ``repo:ref`` (or a ``Reference``) to the image for ``platform``.
+#: Looks up a manifest by digest in a local cache; None when it is not there.
+ManifestCache = Callable[[str], bytes | None]
 
-    Accepts Docker v2 schema 2 and OCI manifests and indexes; rejects schema 1. The config
-    blob is fetched and verified; layers are only described.
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """A single-platform manifest, resolved but with nothing else downloaded.
+
+    ``manifests`` lists every (digest, bytes) document read on the way (index and manifest), so a
+    caller can keep them in a cache.
     """
-    repository, reference, platform = _split_args(client, repo, ref, platform)
+
+    manifest_bytes: bytes
+    manifest_media_type: str
+    manifest_digest: str
+    config_digest: str
+    config_media_type: str
+    layers: tuple[LayerRef, ...]
+    index_digest: str | None = None
+    manifests: tuple[tuple[str, bytes], ...] = ()
+
+
+def _get_manifest(
+    client: RegistryClient, repository: str, reference: str, cache: ManifestCache | None
+) -> tuple[bytes, str, str]:
+    """A manifest by tag or digest; a digest found in ``cache`` needs no request."""
+    if cache is not None and reference.startswith("sha256:"):
+        data = cache(reference)
+        if data is not None and "sha256:" + hashlib.sha256(data).hexdigest() == reference:
+            return data, manifest_media_type(data, ""), reference
+    return client.get_manifest(repository, reference, mt.PULL_ACCEPT)
+
+
+def resolve_image(
+    client: RegistryClient,
+    repository: str,
+    reference: str,
+    platform: PlatformSpec = DEFAULT_PLATFORM,
+    cache: ManifestCache | None = None,
+) -> ResolvedImage:
+    """Resolve ``repository:reference`` to the manifest for ``platform`` (index or not).
+
+    Accepts Docker v2 schema 2 and OCI manifests and indexes; rejects schema 1.
+    """
     where = client.describe(repository, reference)
     index_digest = None
+    seen: list[tuple[str, bytes]] = []
     for _ in range(_MAX_INDEX_DEPTH):
-        data, media_type, digest = client.get_manifest(repository, reference, mt.PULL_ACCEPT)
+        data, media_type, digest = _get_manifest(client, repository, reference, cache)
+        seen.append((digest, data))
         if media_type in mt.SCHEMA1:
             raise RegistryError(
                 "schema 1 manifests are not supported; re-push the image with a current client",
@@ -179,16 +215,40 @@ def pull_image(
     if media_type not in mt.IMAGE_MANIFESTS:
         raise RegistryError(f"unsupported manifest media type {media_type!r}", reference=where)
     config = document.get("config") or {}
-    config_digest = str(config.get("digest", ""))
-    buffer = io.BytesIO()
-    client.fetch_blob(repository, config_digest, buffer)
-    return PulledImage(
+    return ResolvedImage(
         manifest_bytes=data,
         manifest_media_type=media_type,
         manifest_digest=digest,
-        config_bytes=buffer.getvalue(),
-        config_digest=config_digest,
-        layers=_layers(document, where),
+        config_digest=str(config.get("digest", "")),
         config_media_type=str(config.get("mediaType", "")),
+        layers=_layers(document, where),
         index_digest=index_digest,
+        manifests=tuple(seen),
+    )
+
+
+def pull_image(
+    client: RegistryClient,
+    repo: str | Reference,
+    ref: str | PlatformSpec | None = None,
+    platform: PlatformSpec = DEFAULT_PLATFORM,
+) -> PulledImage:
+    """Resolve ``repo:ref`` (or a ``Reference``) to the image for ``platform``.
+
+    Like ``resolve_image``, and the config blob is fetched and verified; layers are only
+    described.
+    """
+    repository, reference, platform = _split_args(client, repo, ref, platform)
+    resolved = resolve_image(client, repository, reference, platform)
+    buffer = io.BytesIO()
+    client.fetch_blob(repository, resolved.config_digest, buffer)
+    return PulledImage(
+        manifest_bytes=resolved.manifest_bytes,
+        manifest_media_type=resolved.manifest_media_type,
+        manifest_digest=resolved.manifest_digest,
+        config_bytes=buffer.getvalue(),
+        config_digest=resolved.config_digest,
+        layers=resolved.layers,
+        config_media_type=resolved.config_media_type,
+        index_digest=resolved.index_digest,
     )

@@ -69,12 +69,14 @@ class Transport:
         *,
         policy: RetryPolicy,
         verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self.session = session
         self.policy = policy
         self.verify = verify
+        self.cert = cert
         self.sleep = sleep
         self.timeout = timeout
 
@@ -89,17 +91,23 @@ class Transport:
         stream: bool = False,
         auth: tuple[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        retry: bool = True,
     ) -> requests.Response:
         """Send once, retrying on connection errors and 408/429/5xx; return the last response.
 
         Non-retryable responses (including other 4xx) are returned to the caller to interpret.
+        TLS failures are never retried: a certificate does not become valid by waiting.
+        ``retry=False`` sends exactly once (for requests whose caller recovers by itself).
         """
         attempt = 0
+        retries = self.policy.retries if retry else 0
         while True:
             try:
                 response = self._send(method, url, headers, body, stream, auth, data)
+            except requests.exceptions.SSLError as exc:
+                raise tls_error(exc, url, reference) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.policy.retries:
+                if attempt >= retries:
                     raise RegistryError(
                         f"{method} {_safe_url(url)} failed after {attempt + 1} attempts: "
                         f"{type(exc).__name__}",
@@ -107,8 +115,13 @@ class Transport:
                         hint="check that the registry is reachable (and the --insecure setting)",
                     ) from exc
                 self.sleep(self.policy.delay(attempt))
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"{method} {_safe_url(url)} failed: {type(exc).__name__}",
+                    reference=reference,
+                ) from exc
             else:
-                if response.status_code not in RETRYABLE_STATUS or attempt >= self.policy.retries:
+                if response.status_code not in RETRYABLE_STATUS or attempt >= retries:
                     return response
                 wait = self.policy.delay(attempt, response)
                 response.close()
@@ -145,11 +158,34 @@ class Transport:
                     auth=auth,
                     allow_redirects=False,
                     verify=self.verify,
+                    cert=self.cert,
                     timeout=self.timeout,
                 )
         finally:
             if stream_body is not None:
                 stream_body.close()
+
+
+def tls_error(exc: requests.exceptions.SSLError, url: str, reference: str) -> RegistryError:
+    """A ``RegistryError`` explaining a TLS failure and which flag addresses it."""
+    text = str(exc).lower()
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    if "wrong version number" in text or "record layer failure" in text:
+        problem = "the registry answered in plain HTTP, not HTTPS"
+        hint = f"if {host} really serves plain HTTP, mark it with --insecure-registry {host}"
+    elif "certificate verify failed" in text:
+        problem = "its TLS certificate could not be verified"
+        hint = (
+            f"trust its CA with --registry-certificate {host}=/path/ca.crt, or (unsafe) "
+            f"--skip-tls-verify-registry {host}"
+        )
+    elif "certificate required" in text or "bad certificate" in text or "unknown ca" in text:
+        problem = "the registry rejected the TLS client certificate (or none was sent)"
+        hint = f"give one with --registry-client-cert {host}=/path/client.crt,/path/client.key"
+    else:
+        problem = "the TLS handshake failed"
+        hint = "check the registry's TLS setup and the --registry-certificate flags"
+    return RegistryError(f"SSLError talking to {host}: {problem}", reference=reference, hint=hint)
 
 
 def _safe_url(url: str) -> str:

@@ -6,6 +6,6 @@ user namespaces later) implements it without callers branching on which one they
 """
 
 from kiln.sandbox.namespaces import NamespacesRunner
-from kiln.sandbox.spec import Runner, RunSpec
+from kiln.sandbox.spec import BinarySink, Output, Runner, RunSpec
 
-__all__ = ["NamespacesRunner", "RunSpec", "Runner"]
+__all__ = ["BinarySink", "NamespacesRunner", "Output", "RunSpec", "Runner"]

@@ -1,0 +1,149 @@
+"""The builders under test, each behind the same three calls: reset, build(+push), close.
+
+Why a class per builder: each keeps state differently (kiln a cache directory, buildah a
+storage root, Docker a daemon's data-root), and "cold" means something concrete for each: a
+fresh store with nothing pulled and no layer cache. ``keep_state=True`` (the rebuild scenario)
+skips the reset, so the base image is already pulled and unpacked from the previous build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from measure import Sample, run_measured
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Kiln:
+    name = "kiln"
+
+    def __init__(self, work: Path, registry: str, extra: list[str], src: Path) -> None:
+        self.state = work / "kiln-state"
+        self.registry = registry
+        self.extra = extra
+        self.log = work / "kiln.log"
+        self.src = src
+
+    def reset(self) -> None:
+        shutil.rmtree(self.state, ignore_errors=True)
+        (self.state / "work").mkdir(parents=True)
+
+    def build(self, context: Path, ref: str) -> Sample:
+        argv = [
+            sys.executable, "-m", "kiln.cli.main", "build", "-t", ref,
+            "--insecure-registry", self.registry, "--cache-dir", str(self.state / "cache"),
+            "--work-dir", str(self.state / "work"), *self.extra, str(context),
+        ]  # fmt: skip
+        env = dict(os.environ, PYTHONPATH=str(self.src))
+        return run_measured(argv, env=env, log=self.log, track_rss=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+class Buildah:
+    name = "buildah"
+
+    def __init__(self, work: Path, registry: str) -> None:
+        self.state = work / "buildah-state"
+        self.log = work / "buildah.log"
+
+    def _base(self) -> list[str]:
+        return [
+            "buildah", "--root", str(self.state / "root"), "--runroot", str(self.state / "run"),
+            "--storage-driver", "overlay",
+        ]  # fmt: skip
+
+    def reset(self) -> None:
+        if (self.state / "root").exists():
+            subprocess.run([*self._base(), "rm", "--all"], capture_output=True)
+            subprocess.run([*self._base(), "rmi", "--all", "--force"], capture_output=True)
+        subprocess.run(["umount", "-R", str(self.state / "root" / "overlay")], capture_output=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True)
+
+    def build(self, context: Path, ref: str) -> Sample:
+        script = (
+            f"{' '.join(self._base())} bud --isolation chroot --tls-verify=false "
+            f"--format docker -t {ref} {context} && "
+            f"{' '.join(self._base())} push --tls-verify=false {ref} docker://{ref}"
+        )
+        return run_measured(["sh", "-c", script], log=self.log)
+
+    def close(self) -> None:
+        self.reset()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+class Docker:
+    """dockerd with a private data-root, no iptables and no bridge; BuildKit builds."""
+
+    name = "docker"
+
+    def __init__(self, work: Path, registry: str) -> None:
+        self.state = work / "docker-state"
+        self.log = work / "docker.log"
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True)
+        self.sock = self.state / "docker.sock"
+        config = {
+            "data-root": str(self.state / "data"), "exec-root": str(self.state / "exec"),
+            "pidfile": str(self.state / "docker.pid"), "hosts": [f"unix://{self.sock}"],
+            "iptables": False, "ip6tables": False, "ip-forward": False, "ip-masq": False,
+            "bridge": "none", "storage-driver": "overlay2", "features": {"buildkit": True},
+        }  # fmt: skip
+        (self.state / "daemon.json").write_text(json.dumps(config))
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_BUILDKIT="1")
+        self.daemon = subprocess.Popen(
+            ["dockerd", "--config-file", str(self.state / "daemon.json")],
+            stdout=(self.state / "dockerd.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            if self._docker("info").returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"dockerd did not start; see {self.state / 'dockerd.log'}")
+
+    def _docker(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["/usr/bin/docker", *args], env=self.env, capture_output=True)
+
+    def reset(self) -> None:
+        self._docker("system", "prune", "-af")
+        self._docker("builder", "prune", "-af")
+
+    def build(self, context: Path, ref: str) -> Sample:
+        script = (
+            f"/usr/bin/docker build --network host -t {ref} {context} && /usr/bin/docker push {ref}"
+        )
+        daemons = [self.daemon.pid, *_pids_named("containerd")]
+        return run_measured(["sh", "-c", script], env=self.env, log=self.log, daemons=daemons)
+
+    def close(self) -> None:
+        self.reset()
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+
+
+def _pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if Path(entry.path, "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

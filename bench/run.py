@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""kiln's benchmark: each scenario built cold by kiln, buildah and Docker BuildKit, then pushed.
+
+Usage (as root, from the repository):  python3 bench/run.py [--scenarios tiny,big-layer]
+[--builders kiln,buildah,docker] [--runs N] [--work DIR] [--no-floors] [--kiln-args "..."]
+
+Why a harness in the repository: speed claims need the same inputs, the same registry and the
+same machine for every builder, measured in interleaved runs (A B C, then B C A, ...) because
+this machine's disk speed drifts. It prints, per scenario, each builder's median wall and CPU
+time, kiln's ratio to each peer, kiln's peak RSS, and the hardware floors (pigz -p2 over the big
+layer's bytes, tar | pigz -p2 over the copy-tree context). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from builders import REPO, Buildah, Docker, Kiln
+from measure import Sample, run_measured
+from scenarios import SCENARIOS, make_scenarios, push_bases, write_floor_inputs
+from tests.support.registry_server import RegistryServer
+
+
+def main() -> int:
+    args = _parse()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    names = args.scenarios.split(",")
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        sys.exit(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+    if "many-files-rebuild" in names and "many-files-base" not in names:
+        sys.exit("many-files-rebuild rebuilds after many-files-base; ask for both")
+    registry = RegistryServer(workdir=_fresh_dir(work / "registry"))
+    builders: list[Kiln | Buildah | Docker] = []
+    try:
+        print(f"registry {registry.host}; preparing inputs under {work}", flush=True)
+        bases = push_bases(work, registry.host, names)
+        scenarios = make_scenarios(work, bases, names)
+        for name in args.builders.split(","):
+            if name == "kiln":
+                src = _frozen_source(work) if args.freeze_source else REPO / "src"
+                builders.append(Kiln(work, registry.host, shlex.split(args.kiln_args), src))
+            elif name == "buildah":
+                builders.append(Buildah(work, registry.host))
+            elif name == "docker":
+                builders.append(Docker(work, registry.host))
+            else:
+                sys.exit(f"unknown builder {name!r}")
+        results: dict[tuple[str, str], list[Sample]] = {}
+        for run in range(args.runs):
+            order = builders[run % len(builders) :] + builders[: run % len(builders)]
+            for builder in order:
+                for scenario in scenarios:
+                    if not scenario.keeps_state:
+                        builder.reset()
+                    ref = f"{registry.host}/bench/{scenario.name}:{builder.name}-{run}"
+                    sample = builder.build(scenario.context, ref)
+                    results.setdefault((scenario.name, builder.name), []).append(sample)
+                    print(
+                        f"run {run + 1}/{args.runs} {scenario.name:<18} {builder.name:<8} "
+                        f"wall {sample.wall:7.2f}s cpu {sample.cpu:7.2f}s"
+                        + (f" rss {sample.rss_mib:6.1f} MiB" if sample.rss_mib else ""),
+                        flush=True,
+                    )
+        floors = {} if args.no_floors else _floors(work, names, args.runs)
+        print()
+        print(_table(names, [b.name for b in builders], results, floors))
+    finally:
+        for builder in builders:
+            builder.close()
+        registry.stop()
+    return 0
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--builders", default="kiln,buildah,docker")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/var/tmp/kiln-bench"))
+    parser.add_argument("--no-floors", action="store_true", help="skip the pigz floors")
+    parser.add_argument("--kiln-args", default="", help="extra kiln build flags")
+    parser.add_argument(
+        "--freeze-source",
+        action="store_true",
+        help="run a copy of src/ taken at start (so edits during a long run do not leak in)",
+    )
+    return parser.parse_args()
+
+
+def _floors(work: Path, names: list[str], runs: int) -> dict[str, Sample]:
+    floors: dict[str, Sample] = {}
+    big, tree = write_floor_inputs(work)
+    log = work / "floors.log"
+    jobs = {
+        "big-layer": f"pigz -p2 -c {big} > /dev/null",
+        "copy-tree": f"tar -C {tree.parent} -c {tree.name} | pigz -p2 > /dev/null",
+    }
+    for name, command in jobs.items():
+        if name in names:
+            samples = [run_measured(["sh", "-c", command], log=log) for _ in range(runs)]
+            floors[name] = _median(samples)
+    return floors
+
+
+def _median(samples: list[Sample]) -> Sample:
+    return Sample(
+        statistics.median(s.wall for s in samples),
+        statistics.median(s.cpu for s in samples),
+        max(s.rss_mib for s in samples),
+    )
+
+
+def _table(
+    names: list[str],
+    builders: list[str],
+    results: dict[tuple[str, str], list[Sample]],
+    floors: dict[str, Sample],
+) -> str:
+    peers = [b for b in builders if b != "kiln"]
+    head = ["scenario"] + [f"{b} wall/cpu s" for b in builders]
+    head += [f"kiln/{p}" for p in peers] + ["kiln peak RSS", "floor (pigz -p2)"]
+    rows = [head]
+    for name in names:
+        medians = {b: _median(results[(name, b)]) for b in builders if (name, b) in results}
+        row = [name] + [f"{medians[b].wall:.2f} / {medians[b].cpu:.2f}" for b in builders]
+        kiln = medians.get("kiln")
+        row += [f"{kiln.wall / medians[p].wall:.2f}" if kiln else "-" for p in peers]
+        row.append(f"{kiln.rss_mib:.0f} MiB" if kiln else "-")
+        floor = floors.get(name)
+        row.append(
+            f"{floor.wall:.2f} s (kiln {kiln.wall / floor.wall:.2f}x)" if floor and kiln else "-"
+        )
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _frozen_source(work: Path) -> Path:
+    copy = _fresh_dir(work / "kiln-src")
+    subprocess.run(["cp", "-a", str(REPO / "src" / "kiln"), str(copy)], check=True)
+    return copy
+
+
+def _fresh_dir(path: Path) -> Path:
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+    path.mkdir(parents=True)
+    return path
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    started = time.monotonic()
+    code = main()
+    print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
+    sys.exit(code)

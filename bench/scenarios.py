@@ -1,0 +1,189 @@
+"""The benchmark's inputs: base images in the local registry and one context per scenario.
+
+Why generated: every builder must see byte-identical inputs, and the inputs (150,000 files, a
+400 MB context) are too big for a repository. Generated once under the work directory and reused
+by later harness runs (delete the directory to regenerate).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.base_image import make_oci_layout, push_layout
+
+BIG_HALF = 512 * 1024 * 1024
+MANY_DIRS, FILES_PER_DIR = 1500, 100
+TREE_DIRS, TREE_FILES_PER_DIR, TREE_FILE_SIZE = 400, 100, 10_000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A build: its context directory; ``keeps_state`` means "reuse the previous run's store"."""
+
+    name: str
+    context: Path
+    keeps_state: bool = False
+
+
+def push_bases(work: Path, registry: str, names: list[str]) -> dict[str, str]:
+    """busybox and (if a scenario needs it) the 150,000-file image; returns name -> reference."""
+    busybox = make_oci_layout(_fresh(work / "base-busybox"))
+    refs = {"busybox": f"{registry}/bench/busybox:latest", "many": f"{registry}/bench/many:latest"}
+    push_layout(busybox, "latest", refs["busybox"])
+    if not any(name.startswith("many-files") for name in names):
+        return refs
+    many_layer = work / "many-files.tar"
+    if not many_layer.exists():
+        _many_files_tar(many_layer)
+    many = work / "base-many" / "oci"
+    if not many.exists():
+        _fresh(many.parent)
+        subprocess.run(["cp", "-a", str(busybox), str(many)], check=True)
+        subprocess.run(
+            ["umoci", "raw", "add-layer", "--image", f"{many}:latest", str(many_layer)], check=True
+        )
+    push_layout(many, "latest", refs["many"])
+    return refs
+
+
+def make_scenarios(work: Path, bases: dict[str, str], names: list[str]) -> list[Scenario]:
+    """Write each named scenario's context (Dockerfile and files) and return them in order."""
+    made = []
+    for name in names:
+        context = work / "ctx" / name
+        context.mkdir(parents=True, exist_ok=True)
+        dockerfile, keeps = _DOCKERFILES[name](context, bases)
+        (context / "Dockerfile").write_text(dockerfile)
+        made.append(Scenario(name, context, keeps))
+    return made
+
+
+def _tiny(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    (context / "a.txt").write_text("a\n")
+    (context / "b.txt").write_text("b\n")
+    return (
+        f"FROM {bases['busybox']}\nENV APP=tiny\nWORKDIR /app\nCOPY a.txt b.txt ./\n"
+        'RUN echo built > built.txt\nRUN rm b.txt\nCMD ["cat", "/app/built.txt"]\n',
+        False,
+    )
+
+
+def _touch_runs(word: str) -> str:
+    return "".join(f"RUN echo {word}{i} > /many/d{i * 7}/f{i}\n" for i in range(5))
+
+
+def _many_base(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    return f"FROM {bases['many']}\n{_touch_runs('first')}", False
+
+
+def _many_rebuild(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    return f"FROM {bases['many']}\n{_touch_runs('second')}", True
+
+
+def _big(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    return (
+        f"FROM {bases['busybox']}\n"
+        f"RUN head -c {BIG_HALF} /dev/urandom > /random.bin && "
+        f"yes 'kiln benchmark compressible line' | head -c {BIG_HALF} > /text.bin\n",
+        False,
+    )
+
+
+def _copy_tree(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    tree = context / "tree"
+    if not tree.exists():
+        rng = random.Random(6)
+        partial = context / "tree.partial"
+        for d in range(TREE_DIRS):
+            directory = partial / f"d{d:03}"
+            directory.mkdir(parents=True, exist_ok=True)
+            for f in range(TREE_FILES_PER_DIR):
+                half = TREE_FILE_SIZE // 2
+                data = rng.randbytes(half) + (b"compressible %d\n" % f) * (half // 16)
+                (directory / f"f{f:03}").write_bytes(data[:TREE_FILE_SIZE])
+        os.rename(partial, tree)
+    return f"FROM {bases['busybox']}\nCOPY tree /tree\n", False
+
+
+def _multi(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    size = _md5_bytes_for(5.0)
+    stages = "".join(
+        f"FROM {bases['busybox']} AS s{i}\n"
+        f"RUN head -c {size} /dev/zero | md5sum > /r{i} && echo {i} >> /r{i}\n"
+        for i in range(3)
+    )
+    final = f"FROM {bases['busybox']}\n" + "".join(
+        f"COPY --from=s{i} /r{i} /r{i}\n" for i in range(3)
+    )
+    return stages + final, False
+
+
+_DOCKERFILES = {
+    "tiny": _tiny,
+    "many-files-base": _many_base,
+    "many-files-rebuild": _many_rebuild,
+    "big-layer": _big,
+    "copy-tree": _copy_tree,
+    "multi-stage": _multi,
+}
+SCENARIOS = list(_DOCKERFILES)
+
+
+def _md5_bytes_for(seconds: float) -> int:
+    """Bytes of zeros ``head | busybox md5sum`` gets through in ``seconds`` here (calibrated)."""
+    probe = 512 * 1024 * 1024
+    start = time.monotonic()
+    subprocess.run(
+        f"head -c {probe} /dev/zero | busybox md5sum", shell=True, check=True, capture_output=True
+    )
+    used = time.monotonic() - start
+    return int(probe * seconds / max(used, 0.01)) // 4096 * 4096
+
+
+def _many_files_tar(path: Path) -> None:
+    """A layer tar with /many/dNNNN/fNN: 150,000 small files in 1,500 directories."""
+    partial = path.with_suffix(".partial")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        top = tarfile.TarInfo("many")
+        top.type, top.mode, top.mtime = tarfile.DIRTYPE, 0o755, 1_600_000_000
+        tar.addfile(top)
+        for d in range(MANY_DIRS):
+            info = tarfile.TarInfo(f"many/d{d}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1_600_000_000
+            tar.addfile(info)
+            for f in range(FILES_PER_DIR):
+                data = b"file %d of directory %d\n" % (f, d)
+                info = tarfile.TarInfo(f"many/d{d}/f{f}")
+                info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000
+                tar.addfile(info, io.BytesIO(data))
+    os.rename(partial, path)
+
+
+def _fresh(path: Path) -> Path:
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_floor_inputs(work: Path) -> tuple[Path, Path]:
+    """The big layer's bytes as one file (same sizes and kinds as the RUN writes)."""
+    big = work / "floor-big.bin"
+    if not big.exists():
+        subprocess.run(
+            f"head -c {BIG_HALF} /dev/urandom > {big}.partial && "
+            f"yes 'kiln benchmark compressible line' | head -c {BIG_HALF} >> {big}.partial && "
+            f"mv {big}.partial {big}",
+            shell=True,
+            check=True,
+        )
+    return big, work / "ctx" / "copy-tree" / "tree"

@@ -1,0 +1,61 @@
+"""Build args as Docker sees them: automatic platform args, bare `--build-arg NAME`.
+
+Why: BuildKit defines these eight ARGs in the global scope of every build, so `FROM
+--platform=$BUILDPLATFORM` works and a stage sees `$TARGETARCH` after a bare `ARG TARGETARCH`.
+kiln builds for one target platform (``--platform``) on the host's platform. A build arg given
+without a value (`--build-arg NAME`, or ``build_args={"NAME": None}``) takes NAME's value from
+the environment, as the docker CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as host
+from collections.abc import Mapping
+
+# Python's machine names -> the GOARCH names image platforms use.
+_ARCHES = {
+    "x86_64": ("amd64", None),
+    "amd64": ("amd64", None),
+    "aarch64": ("arm64", None),
+    "arm64": ("arm64", None),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", None),
+    "i686": ("386", None),
+    "ppc64le": ("ppc64le", None),
+    "s390x": ("s390x", None),
+    "riscv64": ("riscv64", None),
+}
+
+
+def host_platform() -> tuple[str, str, str | None]:
+    """The platform kiln runs on, as (os, architecture, variant)."""
+    machine = host.machine().lower()
+    arch, variant = _ARCHES.get(machine, (machine, None))
+    return "linux", arch, variant
+
+
+def platform_args(
+    target: tuple[str, str, str | None], build: tuple[str, str, str | None] | None = None
+) -> dict[str, str]:
+    """The TARGET* and BUILD* args for a build of `target` on `build` (default: this host)."""
+    out: dict[str, str] = {}
+    for prefix, (os_name, arch, variant) in (
+        ("TARGET", target),
+        ("BUILD", build or host_platform()),
+    ):
+        spec = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
+        out[f"{prefix}PLATFORM"] = spec
+        out[f"{prefix}OS"] = os_name
+        out[f"{prefix}ARCH"] = arch
+        out[f"{prefix}VARIANT"] = variant or ""
+    return out
+
+
+def resolve_build_args(
+    given: Mapping[str, str | None], environ: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
+    """Fill valueless build args from the environment (still None when it lacks them)."""
+    env = os.environ if environ is None else environ
+    return {name: env.get(name) if value is None else value for name, value in given.items()}

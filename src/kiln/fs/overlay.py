@@ -1,0 +1,145 @@
+"""A stage's root filesystem as an overlay mount: read-only layers below, one fresh upper per step.
+
+Why: with an overlay, whatever a step writes lands in the upper directory and nowhere else, so
+the upper directory *is* the step's diff and computing it costs what the step changed, not what
+the image holds (the walk snapshotter has to stat every file twice per step). After a step that
+produced a layer, the mount is taken down, the upper directory joins the stack as the topmost
+lower directory (its overlay whiteouts and opaque markers mean to a lower what they meant to
+the upper), and a new empty upper is mounted: unmount and mount cost milliseconds.
+
+Mount options: ``redirect_dir=off`` makes renaming a lower directory fail with EXDEV so tools
+copy it instead (a redirect would be invisible in the upper directory), ``metacopy=off`` makes a
+chmod copy the data up too (a metadata-only upper file has no content to put in a tar) and
+``index=off`` keeps the upper free of the inode index. Lower directory paths are passed as short
+symlinks, so a deep stack still fits mount(2)'s one-page option string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from kiln.errors import LayerError
+
+from ._mount import MNT_DETACH, mount, umount
+
+log = logging.getLogger("kiln.fs")
+
+OVERLAY_OPTIONS = "redirect_dir=off,metacopy=off,index=off"
+#: Overlay's own xattrs live under ``trusted.`` as root, under ``user.`` with ``userxattr``.
+TRUSTED_PREFIX = "trusted.overlay."
+_MAX_OPTIONS = 4000  # mount(2) copies at most one page of options
+
+
+def overlay_problem(scratch: Path) -> str | None:
+    """None if an overlay can be mounted under ``scratch`` by this process, else why not."""
+    probe = Path(tempfile.mkdtemp(prefix="overlay-probe-", dir=scratch))
+    try:
+        for name in ("lower", "upper", "work", "merged"):
+            (probe / name).mkdir()
+        data = f"lowerdir={probe}/lower,upperdir={probe}/upper,workdir={probe}/work"
+        try:
+            mount("overlay", str(probe / "merged"), "overlay", 0, f"{data},{OVERLAY_OPTIONS}")
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        try:
+            os.mknod(probe / "merged" / "x", 0o600)  # overlay needs whiteouts in the upper fs
+            os.unlink(probe / "merged" / "x")
+        finally:
+            umount(str(probe / "merged"))
+        return None
+    except OSError as exc:
+        return str(exc)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+class OverlayRootfs:
+    """One overlay mount at ``self.rootfs`` whose layers grow by one upper dir per ``rotate()``.
+
+    ``lowers`` are bottom-first (image order). ``directory`` must be empty and on the same
+    filesystem for all uppers (it holds ``merged/``, ``work/``, ``upper-N/`` and ``l/``).
+    """
+
+    def __init__(self, directory: Path, lowers: Sequence[Path]) -> None:
+        self.directory = directory
+        self.rootfs = directory / "merged"
+        self._links = directory / "l"
+        self._work = directory / "work"
+        self._layers: list[Path] = []
+        self._uppers = 0
+        self.mounted = False
+        for sub in (self.rootfs, self._links, self._work):
+            sub.mkdir(mode=0o755)
+        if not lowers:
+            empty = directory / "empty"
+            empty.mkdir(mode=0o755)
+            lowers = [empty]
+        for lower in lowers:
+            self._push_lower(lower)
+        self.upper = self._new_upper()
+        self._mount()
+
+    @property
+    def lowers(self) -> tuple[Path, ...]:
+        """The lower directories, bottom-first (what ``rootfs`` shows, minus the upper)."""
+        return tuple(self._layers)
+
+    def rotate(self) -> Path:
+        """Freeze the current upper into the lower stack and mount a fresh upper; return the old."""
+        frozen = self.upper
+        self._unmount()
+        self._push_lower(frozen)
+        self.upper = self._new_upper()
+        self._mount()
+        return frozen
+
+    def close(self) -> None:
+        """Unmount (lazily if something still holds it busy). Safe to call twice."""
+        if self.mounted:
+            self._unmount()
+
+    def _push_lower(self, path: Path) -> None:
+        link = self._links / str(len(self._layers))
+        os.symlink(os.path.abspath(path), link)
+        self._layers.append(path)
+
+    def _new_upper(self) -> Path:
+        self._uppers += 1
+        upper = self.directory / f"upper-{self._uppers}"
+        upper.mkdir(mode=0o755)
+        return upper
+
+    def _mount(self) -> None:
+        lower = ":".join(str(self._links / str(i)) for i in reversed(range(len(self._layers))))
+        data = f"lowerdir={lower},upperdir={self.upper},workdir={self._work},{OVERLAY_OPTIONS}"
+        if len(data) > _MAX_OPTIONS:
+            raise LayerError(
+                f"{len(self._layers)} layers are too many for one overlay mount",
+                hint="use --snapshotter walk, or squash some steps into one RUN",
+            )
+        try:
+            mount("overlay", str(self.rootfs), "overlay", 0, data)
+        except OSError as exc:
+            raise LayerError(
+                f"cannot mount the overlay for {self.rootfs}: {exc.strerror}",
+                hint="use --snapshotter walk where overlay mounts are not allowed",
+            ) from exc
+        self.mounted = True
+
+    def _unmount(self) -> None:
+        try:
+            umount(str(self.rootfs))
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise LayerError(f"cannot unmount {self.rootfs}: {exc.strerror}") from exc
+            log.warning("overlay %s is busy; detaching it lazily", self.rootfs)
+            with contextlib.suppress(OSError):
+                umount(str(self.rootfs), MNT_DETACH)
+        self.mounted = False
