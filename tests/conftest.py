@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.registry_server import RegistryServer
+from tests.support.source_servers import GitFixture, serve_git_sources
 
 # ---------------------------------------------------------------------------------------------
 # Registry fixtures (owner: registry). Real `docker-registry` processes, one per session.
@@ -77,3 +78,18 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> DockerConfigFacto
 
 
 # ------------------------------------------------------------------------- end registry fixtures
+
+
+# ---------------------------------------------------------------------------------------------
+# Remote build-context sources (owner: contexts): a real `git daemon`, git smart HTTP through
+# `git http-backend`, and a file server for tarball URLs, all on 127.0.0.1, one per session.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def git_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitFixture]:
+    """Repositories ``app.git`` (branches main, feature; tag v1; a submodule) and ``lib.git``."""
+    yield from serve_git_sources(tmp_path_factory.mktemp("git-sources"))
+
+
+# ------------------------------------------------------------------ end remote context sources

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from kiln.context import LocalContext, open_context
+from tests.support.source_servers import GIT_CREDENTIALS, GitFixture
+
+__all__ = ["GIT_CREDENTIALS", "GitFixture", "make_tree"]
 
 IGNORE = """\
 # secrets and logs stay out
@@ -63,3 +66,4 @@ def context(context_dir: Path) -> LocalContext:
     opened = open_context(str(context_dir))
     assert isinstance(opened, LocalContext)
     return opened
+

@@ -100,16 +100,14 @@ def test_file_is_not_a_directory_context(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "spec",
     [
-        "git://github.com/a/b.git",
-        "s3://bucket/ctx.tar.gz",
-        "gs://bucket/ctx.tar.gz",
-        "https://example.com/ctx.tar.gz",
-        "git+ssh://host/repo",
+        "ftp://example.com/ctx.tar.gz",
+        "docker-image://busybox",
+        "oci-layout://dir",
     ],
 )
-def test_remote_schemes_are_refused_by_name(spec: str) -> None:
+def test_unknown_schemes_are_refused_by_name(spec: str) -> None:
     scheme = spec.split("://")[0]
-    with pytest.raises(ContextError, match=re.escape(f"scheme {scheme}:// is not supported yet")):
+    with pytest.raises(ContextError, match=re.escape(f"scheme {scheme}:// is not supported")):
         open_context(spec)
 
 
@@ -166,7 +164,7 @@ def test_tar_context_extracts_and_cleans_up(
     context = open_context(f"tar://{archive.name}", workdir=tmp_path)
     assert isinstance(context, ExtractedContext)
     root = context.root
-    assert root.parent == private_tmp.resolve()
+    assert root.parent.parent == private_tmp.resolve()
     assert (root / "Dockerfile").read_text() == "FROM scratch\n"
     assert (root / "bin" / "tool").stat().st_mode & 0o777 == 0o755
     assert (root / "bin").stat().st_mode & 0o777 == 0o555

@@ -75,6 +75,8 @@ def test_public_names() -> None:
 
     assert set(kiln.sandbox.__all__) == {
         "BinarySink",
+        "ChrootRunner",
+        "InplaceRunner",
         "NamespacesRunner",
         "Output",
         "RunSpec",

@@ -8,6 +8,7 @@ storage so runs never share state with the host's podman.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 CONTAINERS_CONF = """[containers]
@@ -38,9 +39,17 @@ class Podman:
         ]
 
     def run(
-        self, image: str, *command: str, tls_verify: bool = False
+        self,
+        image: str,
+        *command: str,
+        tls_verify: bool = False,
+        options: Sequence[str] = (),
+        timeout: int = 180,
     ) -> subprocess.CompletedProcess[str]:
-        """`podman run --rm` the image (pulled from a registry) and capture its output."""
+        """`podman run --rm` the image (pulled from a registry) and capture its output.
+
+        ``options`` go before the image (``-v``, ``--cap-drop``, ``--entrypoint``, ``--creds``).
+        """
         args = [
             *self._base(),
             "run",
@@ -48,6 +57,7 @@ class Podman:
             "--network",
             "host",
             f"--tls-verify={'true' if tls_verify else 'false'}",
+            *options,
             image,
             *command,
         ]
@@ -55,7 +65,7 @@ class Podman:
             args,
             capture_output=True,
             text=True,
-            timeout=180,
+            timeout=timeout,
             env={
                 "CONTAINERS_CONF": str(self.conf),
                 "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, 
 from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
-from kiln.context import BuildContext, LocalContext, open_context
+from kiln.context import BuildContext, GitOptions, LocalContext, open_context
 from kiln.dockerfile import Dockerfile, Stage, expand_word, parse
 from kiln.errors import ContextError, UsageError
 from kiln.fs import StageFilesystem
@@ -101,10 +102,16 @@ class Builder:
         """Parse, build the needed stages, then write every requested output."""
         self._check_outputs()
         given = self.options.dockerfile
-        explicit = Path(given) if given and Path(given).is_file() else None
-        context = open_context(self.options.context, dockerfile=explicit)
-        dockerfile_path = self._dockerfile_path(context)
-        dockerfile = parse(dockerfile_path.read_text(encoding="utf-8"), str(dockerfile_path))
+        with open_context(
+            self.options.context,
+            dockerfile=Path(given) if given and given != "-" else None,
+            sub_path=self.options.context_sub_path,
+            git=GitOptions.parse(self.options.git),
+        ) as context:
+            return self._run(context)
+
+    def _run(self, context: BuildContext) -> BuildResult:
+        dockerfile = self._read_dockerfile(context)
         report_dockerfile(dockerfile)
         meta_env = self._meta_args(dockerfile)
         target = target_stage(dockerfile, self.options.target)
@@ -129,17 +136,14 @@ class Builder:
         self._warn_unused_args()
         return BuildResult(image.digest, image.manifest, image.config, self.options.destinations)
 
-    def _dockerfile_path(self, context: BuildContext) -> Path:
-        given = self.options.dockerfile
-        if given is None:
-            path = context.root / "Dockerfile"
-        else:
-            path = Path(given)
-            if not path.is_absolute() and not path.exists():
-                path = context.root / given
+    def _read_dockerfile(self, context: BuildContext) -> Dockerfile:
+        """Parse the Dockerfile the context located, or the one on stdin (``-f -``)."""
+        if self.options.dockerfile == "-":
+            return parse(sys.stdin.read(), "Dockerfile (stdin)")
+        path = context.dockerfile or context.root / "Dockerfile"
         if not path.is_file():
             raise ContextError(f"Dockerfile {path} does not exist")
-        return path
+        return parse(path.read_text(encoding="utf-8"), str(path))
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
         env = platform_args(_platform(self.options))

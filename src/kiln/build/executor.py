@@ -32,8 +32,9 @@ from kiln.sandbox import Runner, RunSpec
 
 log = logging.getLogger("kiln")
 
-# Mount points of the sandbox: never part of a layer.
-SNAPSHOT_EXCLUDES = ("proc", "sys", "dev")
+# Mount points of the sandbox, and the files every backend provides from the host for the
+# step's duration (bind mounts, or copies under chroot): never part of a layer, as in Docker.
+SNAPSHOT_EXCLUDES = ("proc", "sys", "dev", "etc/hosts", "etc/resolv.conf")
 
 SourceResolver = Callable[[str], tuple[BuildContext, bool]]
 

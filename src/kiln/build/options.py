@@ -51,7 +51,9 @@ class BuildOptions:
     """Everything one build needs; defaults match `docker build` where Kaniko and Docker agree."""
 
     context: str = "."
-    dockerfile: str | None = None
+    dockerfile: str | None = None  # "-": read it from standard input
+    context_sub_path: str | None = None
+    git: tuple[str, ...] = ()  # `--git KEY=VALUE,...` items (see kiln.context.GitOptions)
     destinations: tuple[str, ...] = ()
     build_args: Mapping[str, str | None] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)

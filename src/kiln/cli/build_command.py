@@ -44,14 +44,32 @@ def add_build_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 def _add_source_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to build")
     g.add_argument(
-        "context_pos", nargs="?", metavar="CONTEXT", help="build context directory (docker style)"
+        "context_pos", nargs="?", metavar="CONTEXT", help="build context (docker style; as -c)"
     )
     g.add_argument(
         "-c",
         "--context",
         dest="context_flag",
         metavar="CONTEXT",
-        help="build context: a directory path or dir://PATH (Kaniko style); default: .",
+        help="build context: a directory (PATH or dir://PATH); a tar archive, any compression "
+        "(tar://FILE, tar://stdin or -); a git repository (git://HOST/REPO.git#REF#COMMIT, "
+        "https://HOST/REPO.git#REF:SUBDIR; credentials from GIT_USERNAME/GIT_PASSWORD or "
+        "GIT_TOKEN); an http(s):// tarball URL; s3://, gs:// or an Azure blob URL (optional "
+        "extras kiln-builder[s3|gcs|azure]); default: .",
+    )
+    g.add_argument(
+        "--context-sub-path",
+        metavar="DIR",
+        help="use this directory inside the context as the context",
+    )
+    g.add_argument(
+        "--git",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,...]",
+        help="git context options: branch=NAME (when the URL names no ref), "
+        "single-branch=true|false, recurse-submodules=true|false, depth=N (default 1; 0: full "
+        "history), insecure-skip-tls=true|false (repeatable)",
     )
     g.add_argument(
         "-f",
@@ -59,8 +77,9 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
         "--dockerfile",
         dest="dockerfile",
         metavar="PATH",
-        help="Dockerfile path (relative to the current directory, else to the context); "
-        "default: CONTEXT/Dockerfile",
+        help="Dockerfile path, inside or outside the context, or - for standard input "
+        "(relative paths: the current directory first, else the context; for fetched "
+        "contexts the context first); default: CONTEXT/Dockerfile",
     )
     g.add_argument(
         "--build-arg",
@@ -138,9 +157,12 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("how the build runs")
     g.add_argument(
         "--isolation",
-        choices=("auto", "namespaces"),
+        choices=("auto", "namespaces", "chroot"),
         default="auto",
-        help="how RUN steps are isolated (namespaces: root with CAP_SYS_ADMIN)",
+        help="how RUN steps are isolated: namespaces (root with CAP_SYS_ADMIN; as a non-root "
+        "user kiln re-executes itself as root in a user namespace, with /etc/subuid ranges via "
+        "newuidmap when present), chroot (root with only CAP_SYS_CHROOT, e.g. a default "
+        "Kubernetes pod; no /proc, no pid isolation), auto (the best one that works here)",
     )
     g.add_argument(
         "--snapshotter",
@@ -192,11 +214,18 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     if args.context_pos and args.context_flag:
         raise UsageError("give the build context once: either CONTEXT or --context")
     context = args.context_flag or args.context_pos or "."
+    if args.dockerfile == "-" and context in ("-", "tar://stdin"):
+        raise UsageError(
+            "the context and the Dockerfile cannot both come from standard input",
+            hint="put the Dockerfile into the context archive, or pass it as a file",
+        )
     labels = {k: v or "" for k, v in _pairs(args.label, "--label", False).items()}
     registry = registry_options_from_args(args)
     return BuildOptions(
         context=context,
         dockerfile=args.dockerfile,
+        context_sub_path=args.context_sub_path,
+        git=tuple(args.git),
         destinations=tuple(args.destinations),
         build_args=_pairs(args.build_arg, "--build-arg", True),
         labels=labels,

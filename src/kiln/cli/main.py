@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from kiln.build.builder import build
+from kiln.build.rootless import rerun_rootless, wants_user_namespace
 from kiln.cli.build_command import add_build_parser, options_from_args
 from kiln.cli.logging_setup import setup_logging
 from kiln.cli.parse_command import add_parse_parser, run_parse_command
@@ -41,7 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("build", "executor"):
             setup_logging(args.verbosity)
-            result = build(options_from_args(args))
+            options = options_from_args(args)
+            if wants_user_namespace(options):
+                status = rerun_rootless(options, sys.argv[1:] if argv is None else list(argv))
+                if status is not None:
+                    return status
+            result = build(options)
             print(result.digest)
             return 0
         if args.command == "parse":

@@ -1,12 +1,15 @@
 """kiln.context: where COPY and ADD get their files.
 
 A build context is a local directory plus Docker's ``.dockerignore`` rules, whatever it was
-opened from. This package opens contexts (``open_context``), matches ignore patterns
+opened from (a directory, a tarball from a file, stdin or a URL, a git repository, a cloud
+bucket). This package opens contexts (``open_context``), matches ignore patterns
 (``IgnoreMatcher``), expands COPY/ADD source patterns (``resolve_sources``, ``walk_source``)
-and checksums sources for cache keys (``checksum_sources``). It imports only ``kiln.errors``.
+and checksums sources for cache keys (``checksum_sources``). It imports only ``kiln.errors``
+and ``kiln.fs``.
 """
 
 from kiln.context.checksum import checksum_sources
+from kiln.context.giturl import GitOptions, GitSource, parse_git_spec
 from kiln.context.ignore import IgnoreMatcher, IgnorePattern
 from kiln.context.ignorefile import IGNORE_FILE_NAME, find_ignore_file
 from kiln.context.resolve import SourceEntry, SourceMatch, resolve_sources, walk_source
@@ -21,6 +24,8 @@ __all__ = [
     "IGNORE_FILE_NAME",
     "BuildContext",
     "ExtractedContext",
+    "GitOptions",
+    "GitSource",
     "IgnoreMatcher",
     "IgnorePattern",
     "LocalContext",
@@ -29,6 +34,7 @@ __all__ = [
     "checksum_sources",
     "find_ignore_file",
     "open_context",
+    "parse_git_spec",
     "resolve_sources",
     "walk_source",
 ]

@@ -5,6 +5,7 @@ reject absolute names and ``..`` elements, never write *through* a symlink that 
 entry created (the classic "symlink, then child of the symlink" escape), only hard-link to
 regular files already inside the destination, and never create device nodes. Symlinks are
 created as symlinks and not followed; COPY resolves them later, scoped to the context root.
+zstd archives (which ``tarfile`` cannot read) are streamed through kiln.fs's ``zstd -d`` reader.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import shutil
 import stat
 import tarfile
 import zlib
+from contextlib import ExitStack
 from pathlib import Path
 
-from kiln.errors import ContextError
+from kiln.errors import ContextError, LayerError
+from kiln.fs import open_layer
+from kiln.fs.layerstream import ZSTD_MAGIC
 
 _SKIPPED_TYPES = (tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE)
 
@@ -101,20 +105,34 @@ def _extract_member(
     return None
 
 
+def _open_archive(archive: Path, stack: ExitStack) -> tarfile.TarFile:
+    """Open ``archive`` for reading; zstd (which tarfile lacks) streams through ``zstd -d``."""
+    with open(archive, "rb") as probe:
+        magic = probe.read(len(ZSTD_MAGIC))
+    if magic != ZSTD_MAGIC:
+        return stack.enter_context(tarfile.open(archive, "r:*"))
+    try:
+        stream = stack.enter_context(open_layer(archive))
+    except LayerError as exc:
+        raise ContextError(exc.message, hint="install zstd, or use another compression") from exc
+    return stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+
+
 def extract_tar(archive: Path, dest: Path) -> None:
-    """Extract ``archive`` (plain, gzip, bzip2 or xz; detected from content) into ``dest``.
+    """Extract ``archive`` (plain, gzip, bzip2, xz or zstd; detected from content) into ``dest``.
 
     Character/block devices and FIFOs are skipped: a context only feeds COPY/ADD, and an
     unprivileged builder could not create devices anyway.
     """
     directories: list[tuple[Path, int, float]] = []
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        with ExitStack() as stack:
+            tar = _open_archive(archive, stack)
             for member in tar:
                 fixup = _extract_member(tar, member, dest, archive)
                 if fixup is not None:
                     directories.append(fixup)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, LayerError) as exc:
         raise ContextError(f"cannot read build context archive {archive}: {exc}") from exc
     except OSError as exc:
         raise ContextError(f"cannot extract build context archive {archive}: {exc}") from exc

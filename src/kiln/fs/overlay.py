@@ -63,8 +63,8 @@ def overlay_problem(scratch: Path) -> str | None:
 class OverlayRootfs:
     """One overlay mount at ``self.rootfs`` whose layers grow by one upper dir per ``rotate()``.
 
-    ``lowers`` are bottom-first (image order). ``directory`` must be empty and on the same
-    filesystem for all uppers (it holds ``merged/``, ``work/``, ``upper-N/`` and ``l/``).
+    ``lowers`` are bottom-first (image order). ``directory`` (made if missing) must be empty; it
+    holds ``merged/``, ``work/``, ``upper-N/`` and ``l/``, so uppers and work share a filesystem.
     """
 
     def __init__(self, directory: Path, lowers: Sequence[Path]) -> None:
@@ -75,6 +75,7 @@ class OverlayRootfs:
         self._layers: list[Path] = []
         self._uppers = 0
         self.mounted = False
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         for sub in (self.rootfs, self._links, self._work):
             sub.mkdir(mode=0o755)
         if not lowers:

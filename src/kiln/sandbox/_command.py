@@ -57,7 +57,7 @@ def exec_command(plan: SandboxPlan, keep_fd: int) -> NoReturn:
         raise SetupFailure(f'chdir to cwd ("{plan.cwd}") failed: {reason}') from exc
     _restrict_capabilities()
     try:
-        os.setgroups(list(plan.groups))
+        _set_groups(plan)
         os.setgid(plan.gid)
         os.setuid(plan.uid)
     except OSError as exc:
@@ -74,6 +74,32 @@ def exec_command(plan: SandboxPlan, keep_fd: int) -> NoReturn:
     except OSError as exc:
         status = NOT_FOUND if exc.errno == errno.ENOENT else NOT_EXECUTABLE
         _fail(f'exec: "{path}": {os.strerror(exc.errno or 0).lower()}', status)
+
+
+def _set_groups(plan: SandboxPlan) -> None:
+    try:
+        os.setgroups(list(plan.groups))
+    except PermissionError:
+        # A single-id user namespace denies setgroups(2). Nothing is lost when no other
+        # supplementary group was asked for; otherwise say how to get real groups.
+        if _setgroups_denied() and not set(plan.groups) - {plan.gid}:
+            return
+        if _setgroups_denied():
+            raise SetupFailure(
+                f"cannot set supplementary groups {list(plan.groups)}: this user namespace "
+                "maps a single id",
+                hint="give the user a range in /etc/subgid (and install newgidmap, package uidmap)",
+            ) from None
+        raise
+
+
+def _setgroups_denied() -> bool:
+    try:
+        # Bytes: after pivot_root the interpreter can no longer import codecs.
+        with open("/proc/self/setgroups", "rb") as setgroups:
+            return setgroups.read().strip() == b"deny"
+    except OSError:
+        return False
 
 
 def find_executable(name: str, path_value: str | None) -> str | None:
@@ -102,6 +128,8 @@ def _restrict_capabilities() -> None:
         if cap in DEFAULT_CAPABILITIES:
             continue
         try:
+            if not _libc.prctl(_libc.PR_CAPBSET_READ, cap):
+                continue  # already gone (e.g. a pod without it): nothing to drop
             _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
         except OSError as exc:
             if exc.errno == errno.EINVAL:

@@ -47,16 +47,16 @@ def _helper(plan_fd: int, report_fd: int) -> NoReturn:
         _libc.set_parent_death_signal(signal.SIGKILL)
         # Ctrl-C reaches the command too; the helper just waits for it to decide.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        plan = SandboxPlan.from_json(_read_all(plan_fd))
+        plan = SandboxPlan.from_json(read_all(plan_fd))
         _namespaces.enter(_namespaces.namespace_flags(plan.network), plan.hostname)
         pid = os.fork()
     except BaseException as exc:
-        _die(report_fd, exc)
+        die(report_fd, exc)
     if pid == 0:
-        _as_child(report_fd, lambda: _init(plan, report_fd))
+        as_child(report_fd, lambda: _init(plan, report_fd))
     os.close(report_fd)
     _, status = os.waitpid(pid, 0)
-    os._exit(_exit_status(status))
+    os._exit(exit_status(status))
 
 
 def _init(plan: SandboxPlan, report_fd: int) -> NoReturn:
@@ -66,24 +66,24 @@ def _init(plan: SandboxPlan, report_fd: int) -> NoReturn:
     enter_rootfs(plan)
     command = os.fork()
     if command == 0:
-        _as_child(report_fd, lambda: exec_command(plan, report_fd))
+        as_child(report_fd, lambda: exec_command(plan, report_fd))
     os.close(report_fd)
     while True:  # reap orphans re-parented to us until the command itself is done
         pid, status = os.waitpid(-1, 0)
         if pid == command:
-            os._exit(_exit_status(status))
+            os._exit(exit_status(status))
 
 
-def _as_child(report_fd: int, body: Callable[[], object]) -> NoReturn:
+def as_child(report_fd: int, body: Callable[[], object]) -> NoReturn:
     """Run ``body`` in a forked child; never let an exception unwind into the parent's code."""
     try:
         body()
     except BaseException as exc:
-        _die(report_fd, exc)
+        die(report_fd, exc)
     os._exit(SETUP_FAILED)  # body returned without exec'ing: cannot happen, but never fall through
 
 
-def _die(report_fd: int, exc: BaseException) -> NoReturn:
+def die(report_fd: int, exc: BaseException) -> NoReturn:
     if isinstance(exc, SetupFailure):
         failure = exc
     elif isinstance(exc, OSError):
@@ -96,13 +96,13 @@ def _die(report_fd: int, exc: BaseException) -> NoReturn:
         os._exit(SETUP_FAILED)
 
 
-def _exit_status(wait_status: int) -> int:
+def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
     return os.waitstatus_to_exitcode(wait_status)
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
@@ -125,7 +125,7 @@ def _probe() -> NoReturn:
                 os._exit(1)
             os._exit(0)
         _, status = os.waitpid(pid, 0)
-        os._exit(_exit_status(status))
+        os._exit(exit_status(status))
     except SetupFailure as failure:
         os.write(1, f"{failure.message}\n".encode())
         os._exit(1)

@@ -31,7 +31,9 @@ MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
@@ -75,16 +77,18 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(ctypes.c_long(number), _encode(new_root), _encode(put_old)), "pivot_root")
 
 
-def prctl(option: int, arg2: int, arg3: int = 0) -> None:
-    """prctl(2) for the integer-argument options the sandbox uses."""
-    result = _libc.prctl(
+def prctl(option: int, arg2: int, arg3: int = 0) -> int:
+    """prctl(2) for the integer-argument options the sandbox uses; returns its result."""
+    result: int = _libc.prctl(
         ctypes.c_int(option),
         ctypes.c_ulong(arg2),
         ctypes.c_ulong(arg3),
         ctypes.c_ulong(0),
         ctypes.c_ulong(0),
     )
-    _check(result, "prctl")
+    if result < 0:
+        _check(result, "prctl")
+    return result
 
 
 def set_parent_death_signal(signum: int) -> None:

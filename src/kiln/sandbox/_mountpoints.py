@@ -28,17 +28,18 @@ MOUNT_DIRS = ("proc", "dev", "sys")
 
 
 @dataclass(frozen=True)
-class _Stub:
+class Stub:
     path: Path
     identity: tuple[int, int]  # (st_dev, st_ino), so we never remove something the command made
     is_dir: bool
+    any_size: bool = False  # a file kiln filled itself (else only an empty stub is removed)
 
 
 @dataclass
-class _Ledger:
+class Ledger:
     """What was created, and the parents' times before and after (mutable bookkeeping)."""
 
-    stubs: list[_Stub] = field(default_factory=list)
+    stubs: list[Stub] = field(default_factory=list)
     saved_times: dict[Path, tuple[int, int]] = field(default_factory=dict)
     mtime_after: dict[Path, int] = field(default_factory=dict)
 
@@ -61,21 +62,21 @@ def mount_points(rootfs: Path, files: dict[str, Path]) -> Iterator[tuple[FileBin
     Yields the binds that can safely be made. Raises ``SandboxError`` when ``rootfs`` or one of
     its mount points is unusable.
     """
-    ledger = _Ledger()
+    ledger = Ledger()
     try:
         for name in MOUNT_DIRS:
-            _ensure_dir(ledger, rootfs / name, required=True)
+            ensure_dir(ledger, rootfs / name, required=True)
         binds = [_prepare_file(ledger, rootfs, rel, src) for rel, src in files.items()]
         ledger.seal()
         yield tuple(b for b in binds if b is not None)
     finally:
-        _remove_stubs(ledger)
+        remove_stubs(ledger)
 
 
-def _prepare_file(ledger: _Ledger, rootfs: Path, rel: str, source: Path) -> FileBind | None:
+def _prepare_file(ledger: Ledger, rootfs: Path, rel: str, source: Path) -> FileBind | None:
     if not source.is_file():
         return None
-    if not _ensure_dir(ledger, (rootfs / rel).parent, required=False):
+    if not ensure_dir(ledger, (rootfs / rel).parent, required=False):
         return None  # a symlink or not a directory: binding below it would not be safe
     target = rootfs / rel
     try:
@@ -85,13 +86,13 @@ def _prepare_file(ledger: _Ledger, rootfs: Path, rel: str, source: Path) -> File
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         st = os.fstat(fd)
         os.close(fd)
-        ledger.stubs.append(_Stub(target, (st.st_dev, st.st_ino), is_dir=False))
+        ledger.stubs.append(Stub(target, (st.st_dev, st.st_ino), is_dir=False))
         return FileBind(str(source), rel)
     # A symlink (e.g. into /run/systemd) cannot be followed safely from the host; leave it alone.
     return FileBind(str(source), rel) if stat.S_ISREG(st.st_mode) else None
 
 
-def _ensure_dir(ledger: _Ledger, path: Path, *, required: bool) -> bool:
+def ensure_dir(ledger: Ledger, path: Path, *, required: bool) -> bool:
     """Make sure ``path`` is a real directory; return False if it is something else."""
     try:
         st = os.lstat(path)
@@ -106,7 +107,7 @@ def _ensure_dir(ledger: _Ledger, path: Path, *, required: bool) -> bool:
                 hint="the rootfs must be writable by kiln",
             ) from exc
         st = os.lstat(path)
-        ledger.stubs.append(_Stub(path, (st.st_dev, st.st_ino), is_dir=True))
+        ledger.stubs.append(Stub(path, (st.st_dev, st.st_ino), is_dir=True))
         return True
     if stat.S_ISDIR(st.st_mode):
         return True
@@ -118,7 +119,7 @@ def _ensure_dir(ledger: _Ledger, path: Path, *, required: bool) -> bool:
     return False
 
 
-def _remove_stubs(ledger: _Ledger) -> None:
+def remove_stubs(ledger: Ledger) -> None:
     # A parent whose mtime moved since the stubs were made was changed by the command itself;
     # its new mtime is a real change and must stay visible.
     untouched = [
@@ -134,14 +135,14 @@ def _remove_stubs(ledger: _Ledger) -> None:
             os.utime(parent, ns=ledger.saved_times[parent], follow_symlinks=False)
 
 
-def _remove_if_ours(stub: _Stub) -> None:
+def _remove_if_ours(stub: Stub) -> None:
     try:
         st = os.lstat(stub.path)
         if (st.st_dev, st.st_ino) != stub.identity:
             return
         if stub.is_dir:
             os.rmdir(stub.path)
-        elif st.st_size == 0:
+        elif st.st_size == 0 or stub.any_size:
             os.unlink(stub.path)
     except OSError:
         pass  # the command put something in it: that is part of its result, keep it

@@ -81,8 +81,14 @@ def _mount_dev(target: str) -> None:
         _make_device(f"{target}/{name}", major, minor)
     pts = f"{target}/pts"
     os.mkdir(pts, 0o755)
-    options = "newinstance,ptmxmode=0666,mode=0620,gid=5"
-    _mount("devpts", pts, "devpts", flags, options, what=f"mount devpts on {pts}")
+    options = "newinstance,ptmxmode=0666,mode=0620"
+    try:
+        _libc.mount("devpts", pts, "devpts", flags, options + ",gid=5")
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise from_os_error(f"mount devpts on {pts}", exc, PRIVILEGE_HINT) from exc
+        # gid 5 (tty) does not exist in a single-id user namespace; ptys then belong to root.
+        _mount("devpts", pts, "devpts", flags, options, what=f"mount devpts on {pts}")
     shm = f"{target}/shm"
     os.mkdir(shm, 0o755)
     shm_flags = _NOSUID_NODEV_NOEXEC

@@ -1,0 +1,163 @@
+"""What a chroot'ed RUN step gets instead of mounts: device nodes and copied ``/etc`` files.
+
+Why: the ``chroot`` backend runs where nothing may be mounted (a default Kubernetes pod), yet
+RUN steps expect ``/dev/null`` and working name resolution. So, for the duration of one step,
+kiln creates the device nodes it is allowed to (``mknod`` needs CAP_MKNOD, which Docker's and
+Kubernetes' default sets include and Podman's does not) and writes the host's ``resolv.conf``
+and ``hosts`` over the rootfs's own, then puts everything back exactly: created entries are
+removed, overwritten files get their original bytes, mode, owner and times back, and parent
+directories their mtimes. ``dev`` and both ``/etc`` files are excluded from RUN snapshots, so
+none of it can reach a layer (as with ``docker build``, whose bind mounts hide them too).
+
+Runs in kiln's own process, outside the chroot, so it never follows a symlink in the rootfs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.sandbox._etc_files import HOST_HOSTS, HOST_RESOLV_CONF, hosts_content
+from kiln.sandbox._mountpoints import Ledger, Stub, ensure_dir, remove_stubs
+
+#: name -> (major, minor): the character devices Docker provides.
+DEVICES = {
+    "null": (1, 3),
+    "zero": (1, 5),
+    "full": (1, 7),
+    "random": (1, 8),
+    "urandom": (1, 9),
+    "tty": (5, 0),
+}
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A rootfs file kiln overwrote for one step, and how to put it back."""
+
+    path: Path
+    identity: tuple[int, int]
+    content: bytes
+    mode: int
+    owner: tuple[int, int]
+    times: tuple[int, int]
+
+
+@contextmanager
+def chroot_files(rootfs: Path, hostname: str) -> Iterator[tuple[str, ...]]:
+    """Provide devices and ``/etc`` files in ``rootfs`` for one step.
+
+    Yields what could not be provided (``"/dev/null"``, ``"/etc/hosts"`` ...), for the warning.
+    """
+    ledger = Ledger()
+    saved: list[_Saved] = []
+    missing: list[str] = []
+    try:
+        ensure_dir(ledger, rootfs / "dev", required=True)
+        for name, numbers in DEVICES.items():
+            if not _make_device(ledger, rootfs / "dev" / name, *numbers):
+                missing.append(f"/dev/{name}")
+        for rel, content in _etc_contents(hostname).items():
+            if not _place(ledger, saved, rootfs, rel, content):
+                missing.append(f"/{rel}")
+        ledger.seal()
+        yield tuple(missing)
+    finally:
+        for entry in reversed(saved):
+            _restore(entry)
+        remove_stubs(ledger)
+
+
+def _etc_contents(hostname: str) -> dict[str, bytes]:
+    contents = {}
+    with contextlib.suppress(OSError):
+        contents["etc/resolv.conf"] = HOST_RESOLV_CONF.read_bytes()
+    try:
+        hosts = HOST_HOSTS.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    contents["etc/hosts"] = hosts_content(hosts, hostname).encode()
+    return contents
+
+
+def _make_device(ledger: Ledger, path: Path, major: int, minor: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        return stat.S_ISCHR(st.st_mode)  # the image's own node (or a file we must not touch)
+    ledger.note_parent(path.parent)
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+    except PermissionError:
+        return False
+    os.chmod(path, 0o666)
+    st = os.lstat(path)
+    ledger.stubs.append(Stub(path, (st.st_dev, st.st_ino), is_dir=False))
+    return True
+
+
+def _place(ledger: Ledger, saved: list[_Saved], rootfs: Path, rel: str, content: bytes) -> bool:
+    target = rootfs / rel
+    if not ensure_dir(ledger, target.parent, required=False):
+        return False  # a symlink or not a directory: writing below it would not be safe
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        ledger.note_parent(target.parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, content)
+            os.fchmod(fd, 0o644)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        ledger.stubs.append(Stub(target, (st.st_dev, st.st_ino), is_dir=False, any_size=True))
+        return True
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        return False  # a symlink (cannot be followed safely) or a hard link (shared content)
+    saved.append(
+        _Saved(
+            path=target,
+            identity=(st.st_dev, st.st_ino),
+            content=target.read_bytes(),
+            mode=stat.S_IMODE(st.st_mode),
+            owner=(st.st_uid, st.st_gid),
+            times=(st.st_atime_ns, st.st_mtime_ns),
+        )
+    )
+    _rewrite(target, content)
+    os.chmod(target, 0o644, follow_symlinks=False)
+    return True
+
+
+def _restore(entry: _Saved) -> None:
+    try:
+        st = os.lstat(entry.path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (st.st_dev, st.st_ino) != entry.identity:
+        return  # the step replaced the file; leave the parent's diff honest
+    if st is None:
+        fd = os.open(entry.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+    _rewrite(entry.path, entry.content)
+    os.chown(entry.path, *entry.owner, follow_symlinks=False)
+    os.chmod(entry.path, entry.mode, follow_symlinks=False)
+    os.utime(entry.path, ns=entry.times, follow_symlinks=False)
+
+
+def _rewrite(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

@@ -1,0 +1,110 @@
+"""The chroot helper: ``python -m kiln.sandbox._chroot_init`` runs one RUN step in a chroot.
+
+Why a helper like the namespaces backend: ``chroot`` and the switch to the RUN user must happen
+in a process of their own, and forking kiln's (possibly multi-threaded) interpreter is unsafe.
+The tree is::
+
+    kiln ── helper (child subreaper, outside the chroot)
+              └── command (new session; chroot, chdir, ids, capabilities, execve)
+
+Without a pid namespace nothing makes the kernel kill a step's background children, so the
+helper does it: orphans are re-parented to it (``PR_SET_CHILD_SUBREAPER``), and when the command
+exits it kills the command's process group and then every process still below it, until none
+is left. Only then does the step end, so no daemon outlives it or holds its output open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from kiln.sandbox import _libc
+from kiln.sandbox._command import exec_command
+from kiln.sandbox._init import as_child, die, exit_status, read_all
+from kiln.sandbox._plan import SandboxPlan
+from kiln.sandbox._report import from_os_error
+
+
+def main(argv: list[str]) -> NoReturn:
+    """``--plan-fd N --report-fd M`` runs a plan."""
+    if len(argv) != 4 or argv[0] != "--plan-fd" or argv[2] != "--report-fd":
+        os.write(2, b"usage: python -m kiln.sandbox._chroot_init --plan-fd N --report-fd M\n")
+        os._exit(2)
+    _helper(int(argv[1]), int(argv[3]))
+
+
+def _helper(plan_fd: int, report_fd: int) -> NoReturn:
+    os.set_inheritable(report_fd, False)  # the report pipe closes when the command execs
+    try:
+        _libc.set_parent_death_signal(signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the command's group
+        _libc.prctl(_libc.PR_SET_CHILD_SUBREAPER, 1)
+        plan = SandboxPlan.from_json(read_all(plan_fd))
+        command = os.fork()
+    except BaseException as exc:
+        die(report_fd, exc)
+    if command == 0:
+        as_child(report_fd, lambda: _enter_and_exec(plan, report_fd))
+    os.close(report_fd)
+    status = _wait_for(command)
+    _kill_leftovers(command)
+    os._exit(status)
+
+
+def _enter_and_exec(plan: SandboxPlan, report_fd: int) -> NoReturn:
+    _libc.set_parent_death_signal(signal.SIGKILL)
+    os.setsid()  # its own process group, so the helper can kill the step's processes at once
+    if plan.rootfs == "/":
+        exec_command(plan, report_fd)  # the inplace backend: the container's / is the rootfs
+    try:
+        os.chroot(plan.rootfs)
+    except OSError as exc:
+        raise from_os_error(
+            f"chroot into {plan.rootfs}", exc, "needs root with CAP_SYS_CHROOT"
+        ) from exc
+    os.chdir("/")
+    exec_command(plan, report_fd)
+
+
+def _wait_for(command: int) -> int:
+    while True:  # reap orphans re-parented to us until the command itself is done
+        pid, status = os.waitpid(-1, 0)
+        if pid == command:
+            return exit_status(status)
+
+
+def _kill_leftovers(command: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(command, signal.SIGKILL)
+    while True:
+        for pid in _children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)  # a killed child's own children now become ours: go round again
+        except ChildProcessError:
+            return
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
