@@ -256,3 +256,19 @@ def test_registry_auth_from_docker_config(
     else:
         assert result.returncode != 0
         assert "401" in result.stderr or "unauthorized" in result.stderr.lower()
+
+
+def test_tarball_of_untagged_destination_loads(podman: Podman, tmp_path: Path) -> None:
+    """A destination without a tag is saved as `:latest`, which `podman load` accepts."""
+    context = write_context(
+        tmp_path / "ctx", "FROM scratch\nCOPY file.txt /file.txt\n", {"file.txt": "x\n"}
+    )
+    archive = tmp_path / "untagged.tar"
+    result = run_kiln(
+        "build", "--no-push", "-t", "127.0.0.1:1/untagged/app", "--tar-path", str(archive),
+        str(context),
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = podman.load(archive)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "127.0.0.1:1/untagged/app:latest" in loaded.stdout + loaded.stderr

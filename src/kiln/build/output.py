@@ -108,14 +108,19 @@ def push(
 def write_tarball(
     image: AssembledImage, path: Path, repo_tags: Sequence[str], store: BlobStore
 ) -> None:
-    """A `docker save`-style archive, loadable by `docker load` and `podman load`."""
+    """A `docker save`-style archive, loadable by `docker load` and `podman load`.
+
+    RepoTags must be `name:tag` for loaders to accept them, so a destination given without a tag
+    is recorded with `:latest`, as Docker would push it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    tags = [f"{ref.name}:{ref.tag or 'latest'}" for ref in map(Reference.parse, repo_tags)]
     write_docker_archive(
         path,
         config=image.config,
         layers=[(layer.digest, layer.diff_id) for layer in image.layers],
         blobs=store,
-        repo_tags=list(repo_tags),
+        repo_tags=tags,
     )
     log.info("Wrote image tarball %s", path)
 
