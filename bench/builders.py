@@ -30,6 +30,9 @@ class Kiln:
         self.extra = extra
         self.log = work / "kiln.log"
         self.src = src
+        # Byte-compile kiln as any install does (pip, the executor image): this shell may set
+        # PYTHONDONTWRITEBYTECODE, and recompiling every module would be timed on every run.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "kiln")], check=True)
 
     def reset(self) -> None:
         shutil.rmtree(self.state, ignore_errors=True)

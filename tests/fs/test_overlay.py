@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kiln.errors import DigestMismatchError
+from kiln.errors import DigestMismatchError, LayerError
 from kiln.fs import Changes, LayerStore, OverlayRootfs, overlay_changes, write_layer
+from kiln.fs.overlay import MAX_LAYERS
 
 pytestmark = pytest.mark.root
 
@@ -67,6 +68,31 @@ def test_steps_write_to_the_upper_and_rotate_into_the_stack(tmp_path: Path, lowe
         overlay.close()
     assert not _mounted(overlay.rootfs)
     overlay.close()  # twice is fine
+
+
+def test_a_deep_stack_mounts_whatever_the_directory_path_length(tmp_path: Path) -> None:
+    # A long work directory: full paths of 180 lowers would overflow mount(2)'s option page.
+    deep = tmp_path / ("long-directory-name-" * 8)
+    lowers = []
+    for i in range(MAX_LAYERS - 1):
+        layer = deep / f"layer-{i}"
+        layer.mkdir(parents=True)
+        (layer / f"f{i}").write_text(f"{i}\n")
+        lowers.append(layer)
+    (lowers[0] / "shadowed").write_text("bottom\n")
+    (lowers[-1] / "shadowed").write_text("top\n")
+    overlay = OverlayRootfs(deep / "stage", lowers)
+    try:
+        assert (overlay.rootfs / "f0").read_text() == "0\n"
+        assert (overlay.rootfs / f"f{MAX_LAYERS - 2}").read_text() == f"{MAX_LAYERS - 2}\n"
+        assert (overlay.rootfs / "shadowed").read_text() == "top\n"  # lower order kept
+        overlay.rotate()  # the stack is now MAX_LAYERS deep: still fine
+        (overlay.rootfs / "more").write_text("x\n")
+        with pytest.raises(LayerError, match="too many for one overlay mount"):
+            overlay.rotate()
+    finally:
+        overlay.close()
+    assert not _mounted(overlay.rootfs)
 
 
 def test_changes_come_from_the_upper_in_oci_terms(tmp_path: Path, lower: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ K8S_DEFAULT_CAPS = (
 DOCKERFILE = """
     FROM {base}
     COPY file.txt /copied.txt
-    RUN echo quiet > /dev/null && cat /etc/hosts > /hosts-seen && (sleep 4131 &) && id -u > /uid
+    RUN echo quiet > /dev/null && cat /etc/hosts > /hosts-seen && (sleep {marker} &) && id -u > /uid
     USER app
     RUN id > /tmp/app-id
 """
@@ -36,7 +37,10 @@ def test_default_pod_capabilities_build_with_chroot(
 ) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(textwrap.dedent(DOCKERFILE.format(base=base_image)))
+    # A sleep duration unique to this run, so another test run's processes never match.
+    marker = str(random.randint(100_000, 999_999))
+    dockerfile = DOCKERFILE.format(base=base_image, marker=marker)
+    (context / "Dockerfile").write_text(textwrap.dedent(dockerfile))
     (context / "file.txt").write_text("copied\n")
     ref = f"{registry.host}/isolation/chroot:1"
     bounding = ",".join(f"+{cap}" for cap in K8S_DEFAULT_CAPS.split(","))
@@ -61,4 +65,4 @@ def test_default_pod_capabilities_build_with_chroot(
     assert not (rootfs / "etc" / "hosts").exists()
     assert not (rootfs / "etc" / "resolv.conf").exists()
     assert not (rootfs / "dev").exists()
-    assert host_processes_matching("sleep\x004131") == []
+    assert host_processes_matching("sleep\x00" + marker) == []

@@ -41,6 +41,14 @@ def executor_image(registry: RegistryServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def debug_executor_image(registry: RegistryServer, executor_image: str) -> str:
+    """The -debug variant (a busybox shell under /busybox), built once like the plain one."""
+    ref = f"{registry.host}/kiln/executor:test-debug"
+    build_executor(ref, "--debug")
+    return ref
+
+
+@pytest.fixture(scope="session")
 def pod_base_image(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The busybox base image (the same one tests/e2e uses) in the anonymous registry."""
     layout = make_oci_layout(tmp_path_factory.mktemp("pod-busybox"))

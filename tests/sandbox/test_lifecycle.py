@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kiln.errors import SandboxError
 from kiln.sandbox import NamespacesRunner, RunSpec
 from tests.sandbox.support import host_processes_matching, make_busybox_rootfs
 
@@ -44,34 +46,52 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
         time.sleep(0.02)
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and _parent(int(entry)) == pid
+    ]
+
+
+def _fork_servers(parent: int | None = None) -> list[int]:
+    """The sandbox fork servers started by ``parent`` (default: this test process)."""
+    wanted = os.getpid() if parent is None else parent
+    return [
+        pid for pid in host_processes_matching("kiln.sandbox._forkserver") if _parent(pid) == wanted
+    ]
+
+
 def _helper_pids() -> list[int]:
-    ours = []
-    for pid in host_processes_matching("kiln.sandbox._init"):
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if ppid == os.getpid():
-            ours.append(pid)
-    return ours
+    """The helpers of running steps: what our fork server forked."""
+    return [pid for server in _fork_servers() for pid in _children(server)]
 
 
 def test_killing_the_helper_kills_the_whole_sandbox(runner: NamespacesRunner, rootfs: Path) -> None:
     sink = _Signal()
-    argv = ("sh", "-c", "echo ready; sleep 4131")
+    # A duration unique to this run, so processes of another test run never match.
+    marker = str(random.randint(100_000, 999_999))
+    argv = ("sh", "-c", f"echo ready; sleep {marker}")
     spec = RunSpec(rootfs, argv, ("PATH=/bin",), "/", 0, 0, (), stdout=sink)
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(runner.run(spec)))
     thread.start()
     assert sink.seen.wait(10)
-    _wait_until(lambda: bool(host_processes_matching("sleep\x004131")))
+    _wait_until(lambda: bool(host_processes_matching("sleep\x00" + marker)))
     (helper,) = _helper_pids()
     os.kill(helper, signal.SIGKILL)
     thread.join(10)
     assert not thread.is_alive()
     assert result == [128 + signal.SIGKILL]
-    _wait_until(lambda: host_processes_matching("sleep\x004131") == [])
+    _wait_until(lambda: host_processes_matching("sleep\x00" + marker) == [])
 
 
 def test_runs_in_parallel_on_separate_rootfs(runner: NamespacesRunner, tmp_path: Path) -> None:
@@ -119,6 +139,72 @@ def test_without_cap_sys_admin_it_explains_and_cleans_up(
         "hint: needs root with CAP_SYS_ADMIN; try --isolation chroot",
     ]
     assert sorted(os.listdir(rootfs)) == before
+
+
+def test_killing_the_fork_server_kills_the_step_and_the_next_run_starts_a_new_one(
+    runner: NamespacesRunner, rootfs: Path
+) -> None:
+    sink = _Signal()
+    marker = str(random.randint(100_000, 999_999))
+    argv = ("sh", "-c", f"echo ready; sleep {marker}")
+    spec = RunSpec(rootfs, argv, ("PATH=/bin",), "/", 0, 0, (), stdout=sink)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(spec)
+        except SandboxError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert sink.seen.wait(10)
+    (server,) = _fork_servers()
+    os.kill(server, signal.SIGKILL)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert "fork server exited during the step" in str(errors[0])
+    _wait_until(lambda: host_processes_matching("sleep\x00" + marker) == [])
+    assert runner.run(RunSpec(rootfs, ("true",), ("PATH=/bin",), "/", 0, 0, ())) == 0
+    assert _fork_servers() not in ([], [server])
+
+
+def test_steps_are_forked_by_one_server(runner: NamespacesRunner, rootfs: Path) -> None:
+    spec = RunSpec(rootfs, ("true",), ("PATH=/bin",), "/", 0, 0, ())
+    assert runner.run(spec) == 0
+    servers = _fork_servers()
+    for _ in range(3):
+        assert runner.run(spec) == 0
+    assert len(servers) == 1
+    assert _fork_servers() == servers
+
+
+def test_killing_kiln_kills_the_sandbox_and_the_fork_server(rootfs: Path) -> None:
+    marker = str(random.randint(100_000, 999_999))
+    script = textwrap.dedent(
+        f"""
+        from kiln.sandbox import NamespacesRunner, RunSpec
+        argv = ("sh", "-c", "sleep {marker}")
+        NamespacesRunner().run(RunSpec({str(rootfs)!r}, argv, ("PATH=/bin",), "/", 0, 0, ()))
+        """
+    )
+    kiln = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        _wait_until(lambda: bool(host_processes_matching("sleep\x00" + marker)), timeout=20)
+        (server,) = _fork_servers(kiln.pid)
+    finally:
+        kiln.kill()
+        kiln.wait()
+    _wait_until(lambda: host_processes_matching("sleep\x00" + marker) == [])
+    _wait_until(lambda: not _alive(server))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_no_fds_leak_across_runs(runner: NamespacesRunner, rootfs: Path) -> None:

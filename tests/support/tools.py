@@ -49,12 +49,13 @@ def skopeo_inspect(ref: str, *flags: str) -> Any:
     return json.loads(out)
 
 
-def umoci_unpack(ref: str, workdir: Path) -> Path:
+def umoci_unpack(ref: str, workdir: Path, authfile: Path | None = None) -> Path:
     """Copy a registry image to an OCI layout with skopeo, unpack it with umoci, return rootfs."""
     workdir.mkdir(parents=True, exist_ok=True)
     layout = workdir / "layout"
+    auth = [f"--src-authfile={authfile}"] if authfile is not None else []
     subprocess.run(
-        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{layout}:img"],
+        ["skopeo", "copy", "--src-tls-verify=false", *auth, f"docker://{ref}", f"oci:{layout}:img"],
         check=True,
         capture_output=True,
     )

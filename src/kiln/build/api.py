@@ -24,6 +24,7 @@ _PATH_FIELDS = {
     "digest_file",
     "cache_dir",
     "work_dir",
+    "kiln_dir",
     "image_name_with_digest_file",
     "image_name_tag_with_digest_file",
 }
@@ -51,6 +52,8 @@ def build_image(
     for key in _PATH_FIELDS & set(build_kwargs):
         if build_kwargs[key] is not None:
             build_kwargs[key] = Path(build_kwargs[key])
+    if "ignore_paths" in build_kwargs:
+        build_kwargs["ignore_paths"] = tuple(build_kwargs["ignore_paths"])
     for key in ("insecure_registries", "skip_tls_verify_registries", "registry_mirrors"):
         if key in registry_kwargs:
             registry_kwargs[key] = tuple(registry_kwargs[key])

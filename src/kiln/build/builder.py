@@ -18,12 +18,14 @@ from pathlib import Path
 from kiln.build.base_image import fetch_base_image
 from kiln.build.dispatch import DispatchContext, dispatch
 from kiln.build.executor import StageExecutor
-from kiln.build.isolation import select_runner
+from kiln.build.inplace_filesystems import InplaceFilesystems
+from kiln.build.isolation import inplace_reason, select_runner
 from kiln.build.notices import report_dockerfile
 from kiln.build.onbuild import trigger_instructions
 from kiln.build.options import BuildOptions
 from kiln.build.output import AssembledImage, assemble, push, write_layout, write_tarball
 from kiln.build.platform_args import platform_args, resolve_build_args
+from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.publish import check_compression, check_push_permissions, write_name_files
 from kiln.build.registries import RegistryPool
 from kiln.build.stage_filesystems import StageFilesystems
@@ -32,7 +34,7 @@ from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context
-from kiln.dockerfile import Dockerfile, Stage, expand_word, parse
+from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
 from kiln.errors import ContextError, UsageError
 from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
@@ -40,6 +42,9 @@ from kiln.registry import Reference
 from kiln.sandbox import Runner
 
 log = logging.getLogger("kiln")
+
+#: Instructions whose effects read or write the rootfs (everything else only changes config).
+_FILESYSTEM_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
 
 # Docker's predefined build args: accepted without an ARG line and never reported as unused.
 PREDEFINED_ARGS = frozenset(
@@ -74,29 +79,42 @@ def build(options: BuildOptions) -> BuildResult:
             "no destination given",
             hint="pass --destination/-t REF, or --no-push with --tar-path/--oci-layout-path",
         )
-    with Workspace(options.work_dir, options.cache_dir) as workspace:
-        builder = Builder(options, workspace)
+    inplace = inplace_reason(options.isolation)  # then `/` is the root: kiln works in kiln_dir
+    work_dir = options.work_dir or (options.kiln_dir if inplace else None)
+    with Workspace(work_dir, options.cache_dir) as workspace:
+        builder = Builder(options, workspace, inplace)
         try:
             return builder.run()
         finally:
-            builder.filesystems.close()  # unmount before the workspace is removed
+            builder.filesystems.close()  # unmount (inplace: restore) before the workspace goes
+            builder.uploads.close()
             builder.pool.close()
 
 
 class Builder:
     """One build: holds what every stage shares (context, store, registries, runner)."""
 
-    def __init__(self, options: BuildOptions, workspace: Workspace) -> None:
+    def __init__(
+        self, options: BuildOptions, workspace: Workspace, inplace: str | None = None
+    ) -> None:
         self.options = options
         self.workspace = workspace
         self.pool = RegistryPool(options.registry)
+        pushed = () if options.no_push else options.destinations
+        self.uploads = Preuploads(pushed, self.pool, workspace.store)  # layers go up early
         self.used_build_args: set[str] = set()
         self.build_args = resolve_build_args(options.build_args)
         self.results: dict[int, StageResult] = {}
+        self.target_index: int | None = None  # the stage the image is, once known
         self.created = _timestamp(options)
         self._runner: Runner | None = None
         self._runner_lock = threading.Lock()
-        self.filesystems = StageFilesystems(options.snapshotter, workspace)
+        self.inplace = inplace  # why the build runs in `/` itself, or None
+        self.filesystems: StageFilesystems | InplaceFilesystems = (
+            InplaceFilesystems(options, workspace)
+            if inplace
+            else StageFilesystems(options.snapshotter, workspace)
+        )
 
     def run(self) -> BuildResult:
         """Parse, build the needed stages, then write every requested output."""
@@ -115,6 +133,8 @@ class Builder:
         report_dockerfile(dockerfile)
         meta_env = self._meta_args(dockerfile)
         target = target_stage(dockerfile, self.options.target)
+        self.uploads.watch(from_chain(dockerfile, target, meta_env))
+        self.target_index = target.index
 
         def build_one(stage: Stage) -> StageResult:
             result = self._build_stage(dockerfile, stage, meta_env, context)
@@ -125,7 +145,7 @@ class Builder:
             build_order(dockerfile, target, meta_env),
             lambda stage: stage_dependencies(dockerfile, stage, meta_env),
             build_one,
-            self.options.jobs or default_jobs(),
+            1 if self.inplace else (self.options.jobs or default_jobs()),  # one `/` at a time
         )
         final = self.results[target.index].state
         config = final.config
@@ -186,11 +206,12 @@ class Builder:
         context: BuildContext,
     ) -> StageResult:
         label = stage.name or str(stage.index)
-        log.info("[stage %s] FROM %s", label, stage.from_.image)
+        log.info("[stage %s] FROM %s", label, expand_word(stage.from_.image, meta_env))
         state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
         triggers = trigger_instructions(state.config.onbuild, stage.from_.image)
         state = state.with_config(state.config.without_onbuild()) if triggers else state
         instructions = (*triggers, *stage.instructions)
+        self.uploads.offer(stage.index, state.layers)
         stage_fs = self._unpack(state.layers, label)
         executor = StageExecutor(
             stage_fs,
@@ -216,9 +237,20 @@ class Builder:
             log.info("[stage %s] STEP %d/%d: %s", label, number, total, instruction.original)
             result = dispatch(state, instruction, ctx)
             state = result.state
-            layer = executor.apply(state, result.effect) if result.effect else None
+            last = self._rootfs_unread_after(stage, instructions[number:])
+            layer = executor.apply(state, result.effect, last=last) if result.effect else None
             state = _record(state, layer, result.history)
+            self.uploads.offer(stage.index, state.layers)
         return StageResult(state=state, rootfs=stage_fs.rootfs)
+
+    def _rootfs_unread_after(self, stage: Stage, rest: tuple[Instruction, ...]) -> bool:
+        """Nothing reads this stage's rootfs after the current step: it is the image's stage
+        (no other stage copies from it) and no later step of it has a filesystem effect."""
+        return (
+            stage.index == self.target_index
+            and not self.inplace
+            and not any(ins.keyword in _FILESYSTEM_STEPS for ins in rest)
+        )
 
     def _source(
         self, dockerfile: Dockerfile, stage: Stage, context: BuildContext, ref: str
@@ -228,16 +260,19 @@ class Builder:
             return context, False
         earlier = find_stage(dockerfile.stages, ref, before=stage.index)
         if earlier is not None:
-            return LocalContext(root=self.results[earlier.index].rootfs), True
+            done = self.results[earlier.index]
+            label = earlier.name or str(earlier.index)
+            root = self.filesystems.stage_source(done.rootfs, done.state.layers, label)
+            return LocalContext(root=root), True
         _, layers = fetch_base_image(ref, self.pool, self.workspace.store, _platform(self.options))
-        return LocalContext(root=self._unpack(layers, "copy-from").rootfs), True
+        return LocalContext(root=self.filesystems.detached(layers, "copy-from")), True
 
     @property
     def runner(self) -> Runner:
         """The RUN backend, chosen on first use (a build without RUN needs no privileges)."""
         with self._runner_lock:  # stages may run in parallel threads
             if self._runner is None:
-                self._runner = select_runner(self.options.isolation)
+                self._runner = select_runner(self.options.isolation, self.inplace)
         return self._runner
 
     def _check_outputs(self) -> None:
@@ -251,6 +286,7 @@ class Builder:
         options = self.options
         store = self.workspace.store
         if not options.no_push:
+            self.uploads.wait()  # then the push finds the layers present
             pinned = [push(image, dest, self.pool, store) for dest in options.destinations]
             write_name_files(
                 pinned,

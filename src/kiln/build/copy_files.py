@@ -4,6 +4,12 @@ Why here and not in fs: the rules are Dockerfile rules (trailing slash means dir
 sources need a directory destination, a directory source copies its contents, context files become
 root-owned unless --chown), while fs only offers safe path joining and layer writing. Every path
 written is reported back so the layer is written from exactly those paths, with no scan.
+
+``defer_files``: when nothing after this COPY reads the rootfs (the last file step of the target
+stage), a new regular file is not created at all; it goes into ``deferred`` and the layer writer
+reads it from its source (``kiln.fs.SourceFile``). Creating files is most of a big COPY's cost.
+Directories, links and files that replace an existing entry are still written for real, and a
+later entry of the same COPY that meets a deferred path makes that file real first.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from kiln.build.effects import CopyEffect
 from kiln.build.remote_source import download, is_url
 from kiln.context import BuildContext, IgnoreMatcher, SourceMatch, resolve_sources, walk_source
 from kiln.errors import BuildError, DockerfileError
-from kiln.fs import lookup_chown, secure_join
+from kiln.fs import SourceFile, lookup_chown, secure_join
 
 
 @dataclass(frozen=True)
@@ -36,12 +42,22 @@ class CopyJob:
     """One COPY/ADD effect applied to one rootfs; collects the rootfs-relative paths it wrote."""
 
     def __init__(
-        self, rootfs: Path, effect: CopyEffect, filename: str, *, keep_owner: bool = False
+        self,
+        rootfs: Path,
+        effect: CopyEffect,
+        filename: str,
+        *,
+        keep_owner: bool = False,
+        defer_files: bool = False,
     ) -> None:
         self.rootfs = rootfs
         self.effect = effect
         self.filename = filename
         self.written: list[str] = []
+        self.defer_files = defer_files
+        self.deferred: dict[str, SourceFile] = {}  # rootfs-relative path -> its source
+        self._parents_touched: set[Path] = set()
+        self._dirs: dict[str, str] = {}  # ensure_dir's answers
         self._inodes: dict[tuple[int, int], Path] = {}
         if effect.chown:
             uid, gid = lookup_chown(rootfs, effect.chown)
@@ -177,6 +193,13 @@ class CopyJob:
 
     def ensure_dir(self, absolute: str) -> str:
         """Create missing directories along absolute (never following links out of rootfs)."""
+        known = self._dirs.get(absolute)
+        if known is not None:
+            return known  # a COPY never replaces a directory, so it still is one
+        self._dirs[absolute] = real = self._ensure_dir(absolute)
+        return real
+
+    def _ensure_dir(self, absolute: str) -> str:
         parts = [p for p in absolute.split("/") if p not in ("", ".")]
         real = "/"
         for part in parts:
@@ -184,6 +207,7 @@ class CopyJob:
             real = "/" + candidate.relative_to(self.rootfs).as_posix()
             if real == "/.":
                 real = "/"
+            self._undefer(candidate)
             if candidate.is_dir():
                 continue
             if os.path.lexists(candidate):
@@ -195,11 +219,17 @@ class CopyJob:
 
     def _replaceable(self, absolute: str) -> Path:
         """Resolve a target's parent safely and clear a non-directory entry in the way."""
+        return self._slot(absolute)[0]
+
+    def _slot(self, absolute: str) -> tuple[Path, bool]:
+        """``_replaceable``, plus whether the target was free (nothing there to clear)."""
         parent = secure_join(self.rootfs, posixpath.dirname(absolute) or "/")
         target = parent / posixpath.basename(absolute)
+        self._undefer(target)
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             target.unlink()
-        return target
+            return target, False
+        return target, not target.exists()
 
     def copy_entry(self, src: Path, absolute: str) -> None:
         """Copy one file, link or directory (not its children) to absolute."""
@@ -208,6 +238,7 @@ class CopyJob:
         absolute = posixpath.join(parent, posixpath.basename(absolute))
         if stat.S_ISDIR(st.st_mode):
             target = secure_join(self.rootfs, absolute)
+            self._undefer(target)
             if not target.is_dir():
                 if os.path.lexists(target):
                     target.unlink()
@@ -216,7 +247,7 @@ class CopyJob:
             # when it exists; only the destination directory itself keeps its own.
             self._finish(target, stat.S_IMODE(st.st_mode), st)
             return
-        target = self._replaceable(absolute)
+        target, free = self._slot(absolute)
         first = self._inodes.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
         if first is not None:
             os.link(first, target)  # hard links inside one copy stay hard links
@@ -230,11 +261,41 @@ class CopyJob:
             return
         if not stat.S_ISREG(st.st_mode):
             raise BuildError(f"cannot copy {src}: not a regular file, directory or symlink")
+        if self.defer_files and st.st_nlink == 1 and free:
+            self._defer(src, target, st)
+            return
+        self._copy_file(src, target, st)
+
+    def _copy_file(self, src: Path, target: Path, st: os.stat_result) -> None:
         shutil.copyfile(src, target, follow_symlinks=False)
         self._finish(target, stat.S_IMODE(st.st_mode), st)
         _copy_xattrs(src, target)  # after chown, which would clear security.capability
         if st.st_nlink > 1:
             self._inodes[(st.st_dev, st.st_ino)] = target
+
+    def _defer(self, src: Path, target: Path, st: os.stat_result) -> None:
+        """Leave ``target`` uncreated; the layer takes it from ``src`` (see module docstring)."""
+        mode = stat.S_IMODE(st.st_mode)
+        uid = self.owner.uid if self.owner.uid is not None else st.st_uid
+        gid = self.owner.gid if self.owner.gid is not None else st.st_gid
+        rel = target.relative_to(self.rootfs).as_posix()
+        final_mode = self.mode(mode, False) if self.mode else mode
+        self.deferred[rel] = SourceFile(src, final_mode, uid, gid)
+        parent = target.parent
+        if parent not in self._parents_touched:
+            # A real file would have copied its parent up into an overlay's upper directory
+            # (and the layer carries that parent); an unchanged chown does the same.
+            self._parents_touched.add(parent)
+            parent_st = os.lstat(parent)
+            os.lchown(parent, parent_st.st_uid, parent_st.st_gid)
+
+    def _undefer(self, target: Path) -> None:
+        """Something else of this COPY lands on ``target``: create the deferred file first."""
+        if not self.deferred:
+            return
+        given = self.deferred.pop(target.relative_to(self.rootfs).as_posix(), None)
+        if given is not None:
+            self._copy_file(given.source, target, os.lstat(given.source))
 
     def _finish(self, target: Path, mode: int, st: os.stat_result | None = None) -> None:
         self._chown(target, st.st_uid if st else 0, st.st_gid if st else 0)

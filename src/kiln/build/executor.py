@@ -11,7 +11,7 @@ import logging
 import os
 import posixpath
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from kiln.build.copy_files import CopyJob
@@ -22,6 +22,7 @@ from kiln.context import BuildContext
 from kiln.errors import RunFailedError
 from kiln.fs import (
     BlobStore,
+    SourceFile,
     StageFilesystem,
     lookup_user,
     secure_join,
@@ -66,12 +67,15 @@ class StageExecutor:
         self.compression = compression
         self.compression_level = compression_level
 
-    def apply(self, state: StageState, effect: Effect) -> LayerRef | None:
-        """Apply one effect; return the layer it produced, or None if nothing changed."""
+    def apply(self, state: StageState, effect: Effect, *, last: bool = False) -> LayerRef | None:
+        """Apply one effect; return the layer it produced, or None if nothing changed.
+
+        ``last``: nothing reads this rootfs after the step (see ``CopyJob.defer_files``).
+        """
         if isinstance(effect, RunEffect):
             return self.run(state, effect)
         if isinstance(effect, CopyEffect):
-            return self.copy(effect)
+            return self.copy(effect, defer_files=last)
         return self.workdir(effect)
 
     def run(self, state: StageState, effect: RunEffect) -> LayerRef | None:
@@ -104,14 +108,19 @@ class StageExecutor:
                 status=status,
             )
 
-    def copy(self, effect: CopyEffect) -> LayerRef | None:
+    def copy(self, effect: CopyEffect, *, defer_files: bool = False) -> LayerRef | None:
         """COPY/ADD: copy sources and write a layer from exactly the paths written."""
         if effect.heredocs:
             written = CopyJob(self.rootfs, effect, self.filename).copy_heredocs()
         else:
             source, keep_owner = self.sources(effect.from_ or "")
-            job = CopyJob(self.rootfs, effect, self.filename, keep_owner=keep_owner)
+            job = CopyJob(
+                self.rootfs, effect, self.filename, keep_owner=keep_owner, defer_files=defer_files
+            )
             written = job.copy_from(source)
+            if job.deferred:
+                log.debug("COPY: %d files go into the layer from their sources", len(job.deferred))
+            return self._commit(written, job.deferred)
         return self._commit(written)
 
     def workdir(self, effect: WorkdirEffect) -> LayerRef | None:
@@ -136,10 +145,12 @@ class StageExecutor:
                 created.append(current.lstrip("/"))
         return created
 
-    def _commit(self, written: list[str] | None) -> LayerRef | None:
+    def _commit(
+        self, written: list[str] | None, deferred: Mapping[str, SourceFile] | None = None
+    ) -> LayerRef | None:
         """Write the step's diff (``written``: the paths COPY/WORKDIR wrote; None after RUN)."""
         root, changes = self.fs.diff(written)
-        if not changes:
+        if not changes and not deferred:
             # BuildKit still gives every RUN/COPY/ADD/WORKDIR step a layer, empty or not, so
             # layer counts (and history) match `docker build`.
             log.info("No files changed in this step; writing an empty layer, as Docker does")
@@ -153,6 +164,7 @@ class StageExecutor:
             compression=self.compression,
             level=self.compression_level,
             source_date_epoch=self.source_date_epoch,
+            sources=deferred,
         )
         self.store.add_file(tmp, info.digest)
         self.fs.committed(info.diff_id)

@@ -4,33 +4,64 @@ Why a function of its own: `auto` must pick the best backend this environment al
 and why; explicit choices must fail early with the reason when the backend cannot work here.
 The order is the order of isolation strength: `namespaces` (root with CAP_SYS_ADMIN, or root in
 the user namespace a rootless kiln re-executed itself in, see `rootless`), then `chroot` (root
-with CAP_SYS_CHROOT only: a default pod). `inplace` (`/` itself as the build root) has its
-runner and rules (`inplace_root`) but is not wired into the build loop yet, so it is not offered.
+with CAP_SYS_CHROOT only: a default pod), then `inplace` (`/` itself as the build root, see
+`inplace_root`), which `auto` picks only inside a container where neither of the others works:
+it replaces the container's files, so it is the last resort, never a default on a host.
+Whether a build is inplace is decided before the first stage (`inplace_reason`), because the
+stages' filesystems depend on it; the runner itself is still chosen on the first RUN.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
+from kiln.build.inplace_root import container_hint
 from kiln.errors import SandboxError, UsageError
-from kiln.sandbox import ChrootRunner, NamespacesRunner, Runner
+from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner
 from kiln.sandbox.userns import current_mapping
 
 log = logging.getLogger("kiln")
 
-ISOLATIONS = ("auto", "namespaces", "chroot")
+ISOLATIONS = ("auto", "namespaces", "chroot", "inplace")
 
 _BACKENDS: dict[str, tuple[Callable[[], str | None], Callable[[], Runner]]] = {
     "namespaces": (NamespacesRunner.available, NamespacesRunner),
     "chroot": (ChrootRunner.available, ChrootRunner),
+    "inplace": (InplaceRunner.available, InplaceRunner),
 }
+_AUTO_ORDER = ("namespaces", "chroot")
 
 
-def select_runner(isolation: str) -> Runner:
-    """Return a runner for `isolation`, or raise SandboxError saying why it cannot run here."""
+def inplace_reason(isolation: str) -> str | None:
+    """Why this build runs in `/` itself, or None: asked for, or `auto`'s last resort."""
     if isolation not in ISOLATIONS:
         raise UsageError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
+    if isolation == "inplace":
+        return "chosen with --isolation"
+    if isolation != "auto":
+        return None
+    problems = [_BACKENDS[name][0]() for name in _AUTO_ORDER]
+    if any(problem is None for problem in problems):
+        return None
+    inside = container_hint()
+    if inside is None or os.geteuid() != 0 or InplaceRunner.available() is not None:
+        return None  # replacing / is only ever worth it as root in a throwaway container
+    return f"inside a container ({inside}); " + "; ".join(str(p) for p in problems)
+
+
+def select_runner(isolation: str, inplace: str | None = None) -> Runner:
+    """Return a runner for `isolation`, or raise SandboxError saying why it cannot run here.
+
+    ``inplace`` is `inplace_reason(isolation)`: when set, the build runs in `/` and so must its
+    steps, whatever `auto` would otherwise have picked.
+    """
+    if isolation not in ISOLATIONS:
+        raise UsageError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
+    if inplace is not None:
+        _announce("inplace", inplace)
+        return InplaceRunner()
     if isolation != "auto":
         available, make = _BACKENDS[isolation]
         problem = available()
@@ -42,7 +73,8 @@ def select_runner(isolation: str) -> Runner:
         _announce(isolation, "chosen with --isolation")
         return make()
     reasons: list[str] = []
-    for name, (available, make) in _BACKENDS.items():
+    for name in _AUTO_ORDER:
+        available, make = _BACKENDS[name]
         problem = available()
         if problem is None:
             _announce(name, _why(name, reasons))
@@ -50,9 +82,20 @@ def select_runner(isolation: str) -> Runner:
         reasons.append(problem)
     raise SandboxError(
         "no isolation backend can run RUN steps here: " + "; ".join(reasons),
-        hint="run kiln as root (a default container is enough for chroot isolation), or as a "
-        "user allowed to create user namespaces",
+        hint="run kiln as root (a default container is enough for chroot isolation), as a "
+        "user allowed to create user namespaces, or as root in a throwaway container with "
+        "--isolation inplace",
     )
+
+
+def warm_up(isolation: str) -> None:
+    """Start what the `namespaces` backend needs (its helper server, its probe) in the background.
+
+    The CLI calls this first thing, so that work overlaps kiln's own start-up; `select_runner`
+    later finds the answer ready. Nothing happens for the other isolations.
+    """
+    if isolation in ("auto", "namespaces"):
+        NamespacesRunner.warm_up()
 
 
 def _why(name: str, rejected: list[str]) -> str:

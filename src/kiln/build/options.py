@@ -76,3 +76,9 @@ class BuildOptions:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     reproducible: bool = False
     source_date_epoch: int | None = None
+    # The inplace isolation (kiln's own files live in kiln_dir; see kiln.build.inplace_root).
+    kiln_dir: Path = Path("/kiln")  # never snapshotted, overwritten or deleted; the work dir
+    ignore_paths: tuple[str, ...] = ()  # also never snapshotted or deleted (--ignore-path)
+    ignore_var_run: bool = True  # keep /var/run out of resets and snapshots, as Kaniko does
+    force: bool = False  # allow inplace outside a container
+    cleanup: bool = False  # put the container's filesystem back at the end

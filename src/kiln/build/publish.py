@@ -2,8 +2,9 @@
 
 Why its own module: a push must be atomic from the registry's point of view. Every blob is
 uploaded (or found present) and then verified present with a HEAD *before* the manifest goes up,
-so a failed push never leaves a tag pointing at missing blobs. The same rules serve `kiln build`
-and `kiln push`, so they live here and not in the build loop.
+so a failed push never leaves a tag pointing at missing blobs; a blob already there (pre-uploaded
+while the build ran, see `preupload`, or shared with another image) costs one HEAD. The same
+rules serve `kiln build` and `kiln push`, so they live here and not in the build loop.
 """
 
 from __future__ import annotations
@@ -68,13 +69,21 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
     log.info("Pushing image to %s (%d blobs)", ref, len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:
+            # A blob the registry has (HEAD 200) is verified; the others are uploaded, then
+            # checked again. Either way every blob is known present before the manifest.
+            def there(blob: Blob) -> bool:
+                return client.blob_exists(ref.repository, blob.digest)
+
+            present = list(threads.map(there, wanted))
+            sent = [blob for blob, ok in zip(wanted, present, strict=True) if not ok]
             list(
                 threads.map(
                     lambda b: client.upload_blob(ref.repository, b.digest, b.size, b.opener),
-                    wanted,
+                    sent,
                 )
             )
-        missing = [b.digest for b in wanted if not client.blob_exists(ref.repository, b.digest)]
+            found = list(threads.map(there, sent))
+        missing = [blob.digest for blob, ok in zip(sent, found, strict=True) if not ok]
         if missing:
             raise RegistryError(
                 f"the registry does not have blobs {', '.join(missing)} after uploading them",

@@ -88,6 +88,14 @@ class StageFilesystems:
         self._made.append(stage_fs)
         return stage_fs
 
+    def detached(self, layers: Sequence[LayerRef], label: str) -> Path:
+        """A directory holding ``layers``, read by COPY --from an image."""
+        return self.create(layers, label).rootfs
+
+    def stage_source(self, rootfs: Path, layers: Sequence[LayerRef], label: str) -> Path:
+        """Where COPY --from=<stage> reads: that stage's own root, left as it finished."""
+        return rootfs
+
     def close(self) -> None:
         """Unmount everything this build mounted (newest first)."""
         while self._made:

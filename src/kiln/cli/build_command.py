@@ -157,13 +157,18 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("how the build runs")
     g.add_argument(
         "--isolation",
-        choices=("auto", "namespaces", "chroot"),
+        choices=("auto", "namespaces", "chroot", "inplace"),
         default="auto",
         help="how RUN steps are isolated: namespaces (root with CAP_SYS_ADMIN; as a non-root "
         "user kiln re-executes itself as root in a user namespace, with /etc/subuid ranges via "
         "newuidmap when present), chroot (root with only CAP_SYS_CHROOT, e.g. a default "
-        "Kubernetes pod; no /proc, no pid isolation), auto (the best one that works here)",
+        "Kubernetes pod; no /proc, no pid isolation), inplace (Kaniko's model: the container's "
+        "own / becomes each stage's root and RUN runs in it; everything but --kiln-dir, mounts "
+        "and --ignore-path entries is replaced; stages one at a time; refused outside a "
+        "container unless --force), auto (the best one that works here; inplace only as root "
+        "in a container where neither namespaces nor chroot works)",
     )
+    _add_inplace_flags(g)
     g.add_argument(
         "--snapshotter",
         choices=("auto", "overlay", "walk"),
@@ -189,9 +194,60 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
         "--work-dir",
         type=Path,
         metavar="DIR",
-        help="where rootfs and scratch directories are made (default: the system temp dir)",
+        help="where rootfs and scratch directories are made (default: the system temp dir; "
+        "inplace: --kiln-dir)",
     )
     g.add_argument("-v", "--verbosity", choices=VERBOSITIES, default="info", help="log level")
+
+
+def _add_inplace_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--kiln-dir",
+        type=Path,
+        default=Path("/kiln"),
+        metavar="DIR",
+        help="inplace: the directory holding kiln itself; never snapshotted, overwritten or "
+        "deleted, and the default --work-dir (blob store, scratch, COPY --from sources)",
+    )
+    g.add_argument(
+        "--ignore-path",
+        dest="ignore_paths",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="inplace: never snapshot, overwrite or delete this path (repeatable; mount points "
+        "from /proc/self/mountinfo are always kept)",
+    )
+    g.add_argument(
+        "--ignore-var-run",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="inplace: keep /var/run out of resets and snapshots (--ignore-var-run=false to "
+        "include it)",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="inplace: build over / even when kiln cannot tell it runs in a container",
+    )
+    g.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="inplace: put the container's filesystem back when the build ends (also after "
+        "a failure), so another build can run in the same container",
+    )
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
 def _pairs(items: list[str], flag: str, from_env: bool) -> dict[str, str | None]:
@@ -247,4 +303,9 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         work_dir=args.work_dir,
         registry=registry,
         reproducible=args.reproducible,
+        kiln_dir=args.kiln_dir,
+        ignore_paths=tuple(args.ignore_paths),
+        ignore_var_run=args.ignore_var_run,
+        force=args.force,
+        cleanup=args.cleanup,
     )

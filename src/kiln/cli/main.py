@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from kiln.build.builder import build
+from kiln.build.isolation import warm_up
 from kiln.build.rootless import rerun_rootless, wants_user_namespace
 from kiln.cli.build_command import add_build_parser, options_from_args
 from kiln.cli.logging_setup import setup_logging
@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = rerun_rootless(options, sys.argv[1:] if argv is None else list(argv))
                 if status is not None:
                     return status
+            warm_up(options.isolation)  # the sandbox starts on another core meanwhile
+            from kiln.build.builder import build  # the heavy import, after the line above
+
             result = build(options)
             print(result.digest)
             return 0

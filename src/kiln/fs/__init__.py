@@ -10,7 +10,13 @@ from .accounts import lookup_chown, lookup_user
 from .blobstore import BlobStore, BlobWriter
 from .layerstore import LayerStore
 from .layerstream import open_layer
-from .layerwriter import COMPRESSIONS, LayerInfo, write_layer, write_layer_from_paths
+from .layerwriter import (
+    COMPRESSIONS,
+    LayerInfo,
+    SourceFile,
+    write_layer,
+    write_layer_from_paths,
+)
 from .overlay import OverlayRootfs, overlay_problem
 from .overlaydiff import overlay_changes
 from .securejoin import secure_join
@@ -29,6 +35,7 @@ __all__ = [
     "OverlayRootfs",
     "OverlayStage",
     "Snapshotter",
+    "SourceFile",
     "StageFilesystem",
     "WalkSnapshotter",
     "WalkStage",

@@ -9,6 +9,11 @@ Parent directories: a tar entry ``a/b/c`` extracts fine without ``a/`` and ``a/b
 but OCI tools and Docker expect them, so by default (``include_parents=True``) every missing
 ancestor of a changed or deleted path is added with its current metadata. Pass
 ``include_parents=False`` to write exactly ``changes.changed``.
+
+Source files (``sources``): a step may hand over regular files it never wrote into the rootfs
+(a final COPY whose files nothing reads later, see ``kiln.build.copy_files``); each becomes an
+entry with the given path, mode and owner and the source's bytes, size, mtime and xattrs, as if
+it had been copied there. Creating files is the slow part of a COPY, so this skips it entirely.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -34,6 +39,16 @@ from .tarentries import HardlinkTable, header_for, whiteout_header
 COMPRESSIONS = ("gzip", "zstd", "none")
 _TAR_BUFFER = 1 << 18  # tarfile's stream buffer: fewer, larger writes down the chain
 _SUFFIX = {"gzip": "+gzip", "zstd": "+zstd", "none": ""}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A regular file for a layer, read from ``source``, with its own mode and owner."""
+
+    source: Path
+    mode: int  # permission bits (incl. setuid/setgid/sticky), no file type
+    uid: int
+    gid: int
 
 
 @dataclass(frozen=True)
@@ -61,22 +76,25 @@ def write_layer(
     source_date_epoch: int | None = None,
     include_parents: bool = True,
     threads: int | None = None,
+    sources: Mapping[str, SourceFile] | None = None,
 ) -> LayerInfo:
     """Write ``changes`` of ``rootfs`` as a layer blob at ``out`` and return its digests.
 
     ``threads`` compressor threads (default: every CPU); the blob does not depend on it.
+    ``sources``: rootfs-relative path -> file to add from elsewhere (module docstring).
     """
     if compression not in COMPRESSIONS:
         raise LayerError(f"unknown layer compression {compression!r}; use one of {COMPRESSIONS}")
     root = Path(os.path.abspath(rootfs))
-    plan = _plan(root, changes, include_parents)
+    given = {clean_name(rel): file for rel, file in (sources or {}).items()}
+    plan = _plan(root, changes, include_parents, given)
     try:
         with open(out, "wb") as file:
             blob = HashingWriter(FileSink(file))
             compressor = _compressor(compression, blob, level, threads)
             tar_bytes = HashingWriter(compressor)
             try:
-                _write_tar(root, plan, tar_bytes, source_date_epoch)
+                _write_tar(root, plan, tar_bytes, source_date_epoch, given)
             except BaseException:
                 if isinstance(compressor, GzipWriter | ZstdWriter):
                     compressor.abort()
@@ -138,9 +156,11 @@ def _compressor(compression: str, sink: Sink, level: int | None, threads: int | 
     return sink
 
 
-def _plan(root: Path, changes: Changes, include_parents: bool) -> list[tuple[str, str | None]]:
+def _plan(
+    root: Path, changes: Changes, include_parents: bool, sources: Mapping[str, SourceFile]
+) -> list[tuple[str, str | None]]:
     """Sorted (tar name, rootfs-relative path or None for a whiteout) pairs."""
-    paths = {clean_name(path) for path in changes.changed} - {""}
+    paths = ({clean_name(path) for path in changes.changed} | set(sources)) - {""}
     deleted = {clean_name(path) for path in changes.deleted} - {""}
     if include_parents:
         for path in list(paths) + list(deleted):
@@ -156,7 +176,11 @@ def _plan(root: Path, changes: Changes, include_parents: bool) -> list[tuple[str
 
 
 def _write_tar(
-    root: Path, plan: list[tuple[str, str | None]], sink: Sink, source_date_epoch: int | None
+    root: Path,
+    plan: list[tuple[str, str | None]],
+    sink: Sink,
+    source_date_epoch: int | None,
+    sources: Mapping[str, SourceFile],
 ) -> None:
     hardlinks = HardlinkTable()
     stream = cast(BinaryIO, sink)  # tarfile only calls write() in "w|" mode
@@ -172,6 +196,10 @@ def _write_tar(
             if rel is None:
                 tar.addfile(whiteout_header(name))
                 continue
+            given = sources.get(rel)
+            if given is not None:
+                _add_source_file(tar, name, given, hardlinks, source_date_epoch)
+                continue
             path = _checked_path(root, rel)
             try:
                 st = os.lstat(path)
@@ -186,6 +214,28 @@ def _write_tar(
                 _add_file(tar, info, path)
             else:
                 tar.addfile(info)
+
+
+def _add_source_file(
+    tar: tarfile.TarFile,
+    name: str,
+    given: SourceFile,
+    hardlinks: HardlinkTable,
+    source_date_epoch: int | None,
+) -> None:
+    st = os.lstat(given.source)
+    if not stat.S_ISREG(st.st_mode):
+        raise LayerError(f"{str(given.source)!r} is no longer a regular file")
+    # The entry a copy would have made: one link, the copy's owner and mode, the source's rest.
+    copied = os.stat_result(
+        (stat.S_IFREG | given.mode, st.st_ino, st.st_dev, 1, given.uid, given.gid, st.st_size,
+         st.st_atime, st.st_mtime, st.st_ctime)
+    )  # fmt: skip
+    info = header_for(
+        str(given.source), name, copied, hardlinks=hardlinks, source_date_epoch=source_date_epoch
+    )
+    assert info is not None  # a regular file always has a header
+    _add_file(tar, info, given.source)
 
 
 def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> None:

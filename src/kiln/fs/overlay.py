@@ -10,8 +10,13 @@ the upper), and a new empty upper is mounted: unmount and mount cost millisecond
 Mount options: ``redirect_dir=off`` makes renaming a lower directory fail with EXDEV so tools
 copy it instead (a redirect would be invisible in the upper directory), ``metacopy=off`` makes a
 chmod copy the data up too (a metadata-only upper file has no content to put in a tar) and
-``index=off`` keeps the upper free of the inode index. Lower directory paths are passed as short
-symlinks, so a deep stack still fits mount(2)'s one-page option string.
+``index=off`` keeps the upper free of the inode index.
+
+Depth: mount(2) copies one page of options, so lower directories are named through an ``O_PATH``
+descriptor of a directory of numbered symlinks (``/proc/self/fd/N/17``: about 21 bytes a layer,
+whatever the work directory's path), which fits about 170 layers (`MAX_LAYERS`); the kernel's
+own limit is 500. Deeper stacks are refused with a hint (use ``--snapshotter walk``); merging
+lower directories into one is not done (it would copy every file of the merged layers).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ OVERLAY_OPTIONS = "redirect_dir=off,metacopy=off,index=off"
 #: Overlay's own xattrs live under ``trusted.`` as root, under ``user.`` with ``userxattr``.
 TRUSTED_PREFIX = "trusted.overlay."
 _MAX_OPTIONS = 4000  # mount(2) copies at most one page of options
+#: Layers (lower directories plus nothing else) one overlay mount takes here (module docstring).
+MAX_LAYERS = 170
 
 
 def overlay_problem(scratch: Path) -> str | None:
@@ -118,20 +125,37 @@ class OverlayRootfs:
         return upper
 
     def _mount(self) -> None:
-        lower = ":".join(str(self._links / str(i)) for i in reversed(range(len(self._layers))))
-        data = f"lowerdir={lower},upperdir={self.upper},workdir={self._work},{OVERLAY_OPTIONS}"
-        if len(data) > _MAX_OPTIONS:
+        if len(self._layers) > MAX_LAYERS:
             raise LayerError(
-                f"{len(self._layers)} layers are too many for one overlay mount",
+                f"{len(self._layers)} layers are too many for one overlay mount "
+                f"(at most {MAX_LAYERS})",
                 hint="use --snapshotter walk, or squash some steps into one RUN",
             )
+        # The mount resolves these paths through our descriptors; they are closed right after.
+        links, upper, work = (
+            os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            for path in (self._links, self.upper, self._work)
+        )
         try:
+            names = (f"/proc/self/fd/{links}/{i}" for i in reversed(range(len(self._layers))))
+            data = (
+                f"lowerdir={':'.join(names)},upperdir=/proc/self/fd/{upper},"
+                f"workdir=/proc/self/fd/{work},{OVERLAY_OPTIONS}"
+            )
+            if len(data) > _MAX_OPTIONS:
+                raise LayerError(
+                    f"{len(self._layers)} layers do not fit one overlay mount's options",
+                    hint="use a shorter --work-dir, or --snapshotter walk",
+                )
             mount("overlay", str(self.rootfs), "overlay", 0, data)
         except OSError as exc:
             raise LayerError(
                 f"cannot mount the overlay for {self.rootfs}: {exc.strerror}",
                 hint="use --snapshotter walk where overlay mounts are not allowed",
             ) from exc
+        finally:
+            for fd in (links, upper, work):
+                os.close(fd)
         self.mounted = True
 
     def _unmount(self) -> None:

@@ -1,11 +1,12 @@
-"""The chroot helper: ``python -m kiln.sandbox._chroot_init`` runs one RUN step in a chroot.
+"""The chroot helper: ``helper()`` runs one RUN step in a chroot.
 
 Why a helper like the namespaces backend: ``chroot`` and the switch to the RUN user must happen
 in a process of their own, and forking kiln's (possibly multi-threaded) interpreter is unsafe.
-The tree is::
+The sandbox fork server forks the helper (``python -m kiln.sandbox._chroot_init`` still runs one
+directly). The tree is::
 
-    kiln ── helper (child subreaper, outside the chroot)
-              └── command (new session; chroot, chdir, ids, capabilities, execve)
+    kiln ── fork server ── helper (child subreaper, outside the chroot)
+                             └── command (new session; chroot, chdir, ids, capabilities, execve)
 
 Without a pid namespace nothing makes the kernel kill a step's background children, so the
 helper does it: orphans are re-parented to it (``PR_SET_CHILD_SUBREAPER``), and when the command
@@ -33,10 +34,11 @@ def main(argv: list[str]) -> NoReturn:
     if len(argv) != 4 or argv[0] != "--plan-fd" or argv[2] != "--report-fd":
         os.write(2, b"usage: python -m kiln.sandbox._chroot_init --plan-fd N --report-fd M\n")
         os._exit(2)
-    _helper(int(argv[1]), int(argv[3]))
+    helper(int(argv[1]), int(argv[3]))
 
 
-def _helper(plan_fd: int, report_fd: int) -> NoReturn:
+def helper(plan_fd: int, report_fd: int) -> NoReturn:
+    """Run the plan read from ``plan_fd`` (fds 0-2 are the step's); never returns."""
     os.set_inheritable(report_fd, False)  # the report pipe closes when the command execs
     try:
         _libc.set_parent_death_signal(signal.SIGKILL)

@@ -1,16 +1,18 @@
-"""The sandbox helper: ``python -m kiln.sandbox._init`` builds the process tree of one RUN.
+"""The sandbox helper: ``helper()`` builds the process tree of one RUN.
 
-Why a separate interpreter: entering namespaces with ``unshare(2)`` from kiln's own
-(possibly multi-threaded) process would be unsafe, and forking it would copy its state.
-The tree is::
+Why a separate process: entering namespaces with ``unshare(2)`` from kiln's own (possibly
+multi-threaded) process would be unsafe, and forking it would copy its state. The helper is
+forked by the sandbox fork server (``_forkserver``, a small single-threaded interpreter);
+``python -m kiln.sandbox._init`` still runs one directly. The tree is::
 
-    kiln ── helper (new mount/uts/ipc[/net] ns; outside the new pid ns)
-              └── init (pid 1 of the new pid ns: mounts, pivot_root, reaps orphans)
-                    └── command (chdir, ids, capabilities, execve)
+    kiln ── fork server ── helper (new mount/uts/ipc[/net] ns; outside the new pid ns)
+                             └── init (pid 1 of the new pid ns: mounts, pivot_root, reaps orphans)
+                                   └── command (chdir, ids, capabilities, execve)
 
 When the command exits, init exits with its status, and the kernel kills every process left in
 the pid namespace, so background children never outlive a RUN step (as in ``docker build``).
-Both helper and init die with their parent (``PR_SET_PDEATHSIG``), so killing kiln kills the run.
+Both helper and init die with their parent (``PR_SET_PDEATHSIG``), and the fork server kills
+its helpers when kiln goes away, so killing kiln kills the run.
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ SETUP_FAILED = 125
 def main(argv: list[str]) -> NoReturn:
     """``--plan-fd N --report-fd M`` runs a plan; ``--probe`` checks the backend can work."""
     if argv == ["--probe"]:
-        _probe()
+        probe()
     if len(argv) != 4 or argv[0] != "--plan-fd" or argv[2] != "--report-fd":
         os.write(2, b"usage: python -m kiln.sandbox._init --plan-fd N --report-fd M\n")
         os._exit(2)
-    _helper(int(argv[1]), int(argv[3]))
+    helper(int(argv[1]), int(argv[3]))
 
 
-def _helper(plan_fd: int, report_fd: int) -> NoReturn:
+def helper(plan_fd: int, report_fd: int) -> NoReturn:
+    """Run the plan read from ``plan_fd`` (fds 0-2 are the step's); never returns."""
     os.set_inheritable(report_fd, False)  # the report pipe closes when the command execs
     try:
         _libc.set_parent_death_signal(signal.SIGKILL)
@@ -110,7 +113,7 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _probe() -> NoReturn:
+def probe() -> NoReturn:
     """Do the privileged steps once, in throwaway namespaces; print why they fail, if they do."""
     flags = _namespaces.namespace_flags("none")
     try:

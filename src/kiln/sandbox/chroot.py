@@ -26,7 +26,6 @@ from kiln.sandbox.spec import RunSpec
 log = logging.getLogger("kiln")
 
 _CAP_SYS_CHROOT = 18
-_HELPER_MODULE = "kiln.sandbox._chroot_init"
 
 #: What the chroot backend cannot provide without mounts or namespaces (logged once per build).
 LIMITATIONS = (
@@ -77,7 +76,7 @@ class ChrootRunner:
                 file_binds=(),
             )
             with routed_output(spec.stdout, spec.stderr) as output:
-                return launch(_HELPER_MODULE, plan, output)
+                return launch("chroot", plan, output)
 
     def _warn_missing(self, missing: tuple[str, ...]) -> None:
         with self._lock:

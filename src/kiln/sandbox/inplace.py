@@ -19,8 +19,6 @@ from kiln.sandbox._output import routed_output
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox.spec import RunSpec
 
-_HELPER_MODULE = "kiln.sandbox._chroot_init"
-
 
 class InplaceRunner:
     """Runs each RUN step in ``/`` itself, as the step's user."""
@@ -49,7 +47,7 @@ class InplaceRunner:
             file_binds=(),
         )
         with routed_output(spec.stdout, spec.stderr) as output:
-            return launch(_HELPER_MODULE, plan, output)
+            return launch("chroot", plan, output)
 
 
 __all__ = ["InplaceRunner"]

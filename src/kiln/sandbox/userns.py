@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import SandboxError
-from kiln.sandbox._helper import helper_command, helper_env
+from kiln.sandbox._interpreter import helper_command, helper_env
 from kiln.sandbox._userns_init import MARKER
 
 SUBUID = Path("/etc/subuid")
