@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kiln.sandbox.spec import RunSpec
+
 
 @dataclass(frozen=True)
 class FileBind:
@@ -35,6 +37,30 @@ class SandboxPlan:
     hostname: str
     network: str
     file_binds: tuple[FileBind, ...]
+
+    @classmethod
+    def for_spec(
+        cls,
+        spec: RunSpec,
+        *,
+        rootfs: str,
+        hostname: str,
+        network: str,
+        file_binds: tuple[FileBind, ...] = (),
+    ) -> SandboxPlan:
+        """``spec``'s process fields plus what the backend decided about the rest."""
+        return cls(
+            rootfs=rootfs,
+            argv=spec.argv,
+            env=spec.env,
+            cwd=spec.cwd,
+            uid=spec.uid,
+            gid=spec.gid,
+            groups=spec.groups,
+            hostname=hostname,
+            network=network,
+            file_binds=file_binds,
+        )
 
     def to_json(self) -> bytes:
         """Serialise for the helper's plan pipe."""

@@ -63,17 +63,8 @@ class ChrootRunner:
         rootfs = checked_rootfs(spec.rootfs)
         with chroot_files(Path(rootfs), socket.gethostname()) as missing:
             self._warn_missing(missing)
-            plan = SandboxPlan(
-                rootfs=rootfs,
-                argv=spec.argv,
-                env=spec.env,
-                cwd=spec.cwd,
-                uid=spec.uid,
-                gid=spec.gid,
-                groups=spec.groups,
-                hostname=socket.gethostname(),
-                network="host",
-                file_binds=(),
+            plan = SandboxPlan.for_spec(
+                spec, rootfs=rootfs, hostname=socket.gethostname(), network="host"
             )
             with routed_output(spec.stdout, spec.stderr) as output:
                 return launch("chroot", plan, output)

@@ -34,18 +34,7 @@ class InplaceRunner:
         """Run ``spec`` (whose rootfs must be ``/``); return its exit status."""
         if os.path.realpath(spec.rootfs) != "/":
             raise SandboxError(f"the inplace runner only runs in /, not in {spec.rootfs}")
-        plan = SandboxPlan(
-            rootfs="/",
-            argv=spec.argv,
-            env=spec.env,
-            cwd=spec.cwd,
-            uid=spec.uid,
-            gid=spec.gid,
-            groups=spec.groups,
-            hostname=spec.hostname,
-            network="host",
-            file_binds=(),
-        )
+        plan = SandboxPlan.for_spec(spec, rootfs="/", hostname=spec.hostname, network="host")
         with routed_output(spec.stdout, spec.stderr) as output:
             return launch("chroot", plan, output)
 

@@ -49,14 +49,9 @@ class NamespacesRunner:
         """Run ``spec``; return its exit status (128+N if killed by signal N)."""
         rootfs = checked_rootfs(spec.rootfs)
         with etc_files(spec.hostname) as files, mount_points(Path(rootfs), files) as file_binds:
-            plan = SandboxPlan(
+            plan = SandboxPlan.for_spec(
+                spec,
                 rootfs=rootfs,
-                argv=spec.argv,
-                env=spec.env,
-                cwd=spec.cwd,
-                uid=spec.uid,
-                gid=spec.gid,
-                groups=spec.groups,
                 hostname=spec.hostname,
                 network=spec.network,
                 file_binds=file_binds,
