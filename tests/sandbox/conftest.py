@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from kiln.sandbox import NamespacesRunner, RunSpec
-from tests.sandbox.support import BUSYBOX, make_busybox_rootfs
+from kiln.sandbox import NamespacesRunner
+from tests.sandbox.support import BUSYBOX, make_busybox_rootfs, run_script
 
 
 @pytest.fixture
@@ -35,20 +34,7 @@ def run_sh(runner: NamespacesRunner, rootfs: Path) -> Callable[..., RunResult]:
     """Run a shell script in ``rootfs`` as root; return (status, combined output)."""
 
     def run(script: str, **overrides: object) -> RunResult:
-        output = io.BytesIO()
-        fields: dict[str, object] = {
-            "rootfs": rootfs,
-            "argv": ("/bin/sh", "-c", script),
-            "env": ("PATH=/usr/bin:/bin", "HOME=/root"),
-            "cwd": "/",
-            "uid": 0,
-            "gid": 0,
-            "groups": (),
-            "stdout": output,
-            "stderr": output,
-        }
-        fields.update(overrides)
-        status = runner.run(RunSpec(**fields))  # type: ignore[arg-type]
-        return status, output.getvalue().decode()
+        env = ("PATH=/usr/bin:/bin", "HOME=/root")
+        return run_script(runner, rootfs, script, env, **overrides)
 
     return run

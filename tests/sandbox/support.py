@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from kiln.sandbox import RunSpec
+from kiln.sandbox.spec import Runner
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -58,3 +62,24 @@ def host_processes_matching(needle: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def run_script(
+    runner: Runner, rootfs: Path, script: str, default_env: tuple[str, ...], **overrides: object
+) -> tuple[int, str]:
+    """Run a shell script in ``rootfs`` as root with ``runner``; return (status, output)."""
+    output = io.BytesIO()
+    fields: dict[str, object] = {
+        "rootfs": rootfs,
+        "argv": ("/bin/sh", "-c", script),
+        "env": default_env,
+        "cwd": "/",
+        "uid": 0,
+        "gid": 0,
+        "groups": (),
+        "stdout": output,
+        "stderr": output,
+    }
+    fields.update(overrides)
+    status = runner.run(RunSpec(**fields))  # type: ignore[arg-type]
+    return status, output.getvalue().decode()

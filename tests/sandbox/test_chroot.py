@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kiln.sandbox import ChrootRunner, InplaceRunner, RunSpec
-from tests.sandbox.support import host_processes_matching, make_busybox_rootfs
+from tests.sandbox.support import host_processes_matching, make_busybox_rootfs, run_script
 
 pytestmark = pytest.mark.root
 
@@ -22,21 +22,7 @@ def rootfs(tmp_path: Path) -> Path:
 
 def run(rootfs: Path, script: str, **overrides: object) -> tuple[int, str]:
     assert ChrootRunner.available() is None
-    output = io.BytesIO()
-    fields: dict[str, object] = {
-        "rootfs": rootfs,
-        "argv": ("/bin/sh", "-c", script),
-        "env": ("PATH=/bin", "FOO=bar"),
-        "cwd": "/",
-        "uid": 0,
-        "gid": 0,
-        "groups": (),
-        "stdout": output,
-        "stderr": output,
-    }
-    fields.update(overrides)
-    status = ChrootRunner().run(RunSpec(**fields))  # type: ignore[arg-type]
-    return status, output.getvalue().decode()
+    return run_script(ChrootRunner(), rootfs, script, ("PATH=/bin", "FOO=bar"), **overrides)
 
 
 def test_runs_in_the_rootfs_as_the_user_with_its_env_cwd_and_status(rootfs: Path) -> None:

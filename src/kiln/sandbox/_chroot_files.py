@@ -22,18 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiln.sandbox._devices import DEVICES
 from kiln.sandbox._etc_files import HOST_HOSTS, HOST_RESOLV_CONF, hosts_content
 from kiln.sandbox._mountpoints import Ledger, Stub, ensure_dir, remove_stubs
-
-#: name -> (major, minor): the character devices Docker provides.
-DEVICES = {
-    "null": (1, 3),
-    "zero": (1, 5),
-    "full": (1, 7),
-    "random": (1, 8),
-    "urandom": (1, 9),
-    "tty": (5, 0),
-}
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,13 @@ import os
 import stat
 
 from kiln.sandbox import _libc
+from kiln.sandbox._devices import DEVICES
 from kiln.sandbox._namespaces import PRIVILEGE_HINT
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox._report import from_os_error
 
 _NOSUID_NODEV_NOEXEC = _libc.MS_NOSUID | _libc.MS_NODEV | _libc.MS_NOEXEC
 
-# name -> (major, minor), the set Docker provides.
-_DEVICES = {
-    "null": (1, 3),
-    "zero": (1, 5),
-    "full": (1, 7),
-    "random": (1, 8),
-    "urandom": (1, 9),
-    "tty": (5, 0),
-}
 _DEV_LINKS = {
     "fd": "/proc/self/fd",
     "stdin": "/proc/self/fd/0",
@@ -77,7 +69,7 @@ def _mount_proc(target: str) -> None:
 def _mount_dev(target: str) -> None:
     flags = _libc.MS_NOSUID | _libc.MS_NOEXEC
     _mount("tmpfs", target, "tmpfs", flags, "mode=755,size=65536k", what=f"mount tmpfs on {target}")
-    for name, (major, minor) in _DEVICES.items():
+    for name, (major, minor) in DEVICES.items():
         _make_device(f"{target}/{name}", major, minor)
     pts = f"{target}/pts"
     os.mkdir(pts, 0o755)
