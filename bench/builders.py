@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from measure import Sample, run_measured
+from trash import Trash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parent.parent
 class Kiln:
     name = "kiln"
 
-    def __init__(self, work: Path, registry: str, extra: list[str], src: Path) -> None:
+    def __init__(
+        self, work: Path, registry: str, extra: list[str], src: Path, trash: Trash
+    ) -> None:
         self.state = work / "kiln-state"
+        self.trash = trash
         self.registry = registry
         self.extra = extra
         self.log = work / "kiln.log"
@@ -35,7 +38,7 @@ class Kiln:
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "kiln")], check=True)
 
     def reset(self) -> None:
-        shutil.rmtree(self.state, ignore_errors=True)
+        self.trash.discard(self.state)
         (self.state / "work").mkdir(parents=True)
 
     def build(self, context: Path, ref: str) -> Sample:
@@ -48,15 +51,16 @@ class Kiln:
         return run_measured(argv, env=env, log=self.log, track_rss=True)
 
     def close(self) -> None:
-        shutil.rmtree(self.state, ignore_errors=True)
+        self.trash.discard(self.state)
 
 
 class Buildah:
     name = "buildah"
 
-    def __init__(self, work: Path, registry: str) -> None:
+    def __init__(self, work: Path, registry: str, trash: Trash) -> None:
         self.state = work / "buildah-state"
         self.log = work / "buildah.log"
+        self.trash = trash
 
     def _base(self) -> list[str]:
         return [
@@ -65,11 +69,9 @@ class Buildah:
         ]  # fmt: skip
 
     def reset(self) -> None:
-        if (self.state / "root").exists():
-            subprocess.run([*self._base(), "rm", "--all"], capture_output=True)
-            subprocess.run([*self._base(), "rmi", "--all", "--force"], capture_output=True)
+        # Set the whole store aside rather than `buildah rmi` it: see trash.py.
         subprocess.run(["umount", "-R", str(self.state / "root" / "overlay")], capture_output=True)
-        shutil.rmtree(self.state, ignore_errors=True)
+        self.trash.discard(self.state)
         self.state.mkdir(parents=True)
 
     def build(self, context: Path, ref: str) -> Sample:
@@ -81,19 +83,25 @@ class Buildah:
         return run_measured(["sh", "-c", script], log=self.log)
 
     def close(self) -> None:
-        self.reset()
-        shutil.rmtree(self.state, ignore_errors=True)
+        subprocess.run(["umount", "-R", str(self.state / "root" / "overlay")], capture_output=True)
+        self.trash.discard(self.state)
 
 
 class Docker:
-    """dockerd with a private data-root, no iptables and no bridge; BuildKit builds."""
+    """dockerd with a private data-root, no iptables and no bridge; BuildKit builds.
+
+    Cold means a fresh data-root: ``reset`` stops the daemon, sets its data aside (see
+    trash.py; ``docker system prune`` would delete every layer's files right before the next
+    build) and starts it again. The restarts are not timed.
+    """
 
     name = "docker"
 
-    def __init__(self, work: Path, registry: str) -> None:
+    def __init__(self, work: Path, registry: str, trash: Trash) -> None:
         self.state = work / "docker-state"
         self.log = work / "docker.log"
-        shutil.rmtree(self.state, ignore_errors=True)
+        self.trash = trash
+        trash.discard(self.state)
         self.state.mkdir(parents=True)
         self.sock = self.state / "docker.sock"
         config = {
@@ -104,24 +112,37 @@ class Docker:
         }  # fmt: skip
         (self.state / "daemon.json").write_text(json.dumps(config))
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER_BUILDKIT="1")
-        self.daemon = subprocess.Popen(
+        self.daemon = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        daemon = subprocess.Popen(
             ["dockerd", "--config-file", str(self.state / "daemon.json")],
-            stdout=(self.state / "dockerd.log").open("wb"),
+            stdout=(self.state / "dockerd.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
         for _ in range(300):
             if self._docker("info").returncode == 0:
-                break
+                return daemon
             time.sleep(0.2)
-        else:
-            raise RuntimeError(f"dockerd did not start; see {self.state / 'dockerd.log'}")
+        raise RuntimeError(f"dockerd did not start; see {self.state / 'dockerd.log'}")
+
+    def _stop(self) -> None:
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
 
     def _docker(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["/usr/bin/docker", *args], env=self.env, capture_output=True)
 
     def reset(self) -> None:
-        self._docker("system", "prune", "-af")
-        self._docker("builder", "prune", "-af")
+        self._stop()
+        for name in ("data", "exec"):
+            subprocess.run(["umount", "-R", str(self.state / name)], capture_output=True)
+            self.trash.discard(self.state / name)
+        self.daemon = self._start()
 
     def build(self, context: Path, ref: str) -> Sample:
         script = (
@@ -131,13 +152,10 @@ class Docker:
         return run_measured(["sh", "-c", script], env=self.env, log=self.log, daemons=daemons)
 
     def close(self) -> None:
-        self.reset()
-        self.daemon.terminate()
-        try:
-            self.daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+        self._stop()
+        for name in ("data", "exec"):
+            subprocess.run(["umount", "-R", str(self.state / name)], capture_output=True)
+        self.trash.discard(self.state)
 
 
 def _pids_named(name: str) -> list[int]:
