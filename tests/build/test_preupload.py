@@ -1,8 +1,9 @@
 """Pre-upload against a real registry: watched stages' layers go up early, failures stay quiet.
 
 The final push (``publish``) is unchanged and tested with every build; these tests check what
-happens before it: which layers are sent, that they really arrive, and that a registry that
-cannot be reached makes ``wait`` return (the push then reports the error) instead of raising.
+happens before it: which layers are sent, that they really arrive, that a large layer goes up
+while it is written (and only then), and that a registry that cannot be reached makes ``wait``
+return (the push then reports the error) instead of raising.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.registries import RegistryPool
 from kiln.build.state import LayerRef
 from kiln.dockerfile import parse
-from kiln.fs import BlobStore
+from kiln.errors import UnsafePathError
+from kiln.fs import BlobStore, Changes, write_layer
 from kiln.image import mediatypes
 from kiln.registry import RegistryClient
+from tests.support.fault_proxy import FaultProxy
 from tests.support.registry_server import RegistryServer, free_port
 
 
@@ -90,3 +93,47 @@ def test_an_unreachable_registry_only_delays_the_error_to_the_push(tmp_path: Pat
     finally:
         uploads.close()
         pool.close()
+
+
+def _written(uploads: Preuploads, stage: int, root: Path, name: str, tmp_path: Path) -> LayerRef:
+    out = tmp_path / f"{name}.layer"
+    info = write_layer(root, Changes((name,)), out, growing=uploads.follow(stage))
+    uploads.store.add_file(out, info.digest)
+    return LayerRef(info.digest, info.diff_id, info.size, mediatypes.DOCKER_LAYER_GZIP)
+
+
+@pytest.mark.registry
+def test_large_layers_go_up_while_they_are_written(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "big").write_bytes(os.urandom(3 << 20))
+    (root / "small").write_bytes(os.urandom(1000))
+    store = BlobStore(tmp_path / "store")
+    with FaultProxy(registry.host) as proxy:
+        pool = RegistryPool(RegistryOptions(insecure_registries=(proxy.host,)))
+        destinations = [f"{proxy.host}/pre/streamed:1", f"{proxy.host}/pre/streamed-too:1"]
+        uploads = Preuploads(destinations, pool, store, stream_after=1 << 20)
+        try:
+            uploads.watch(frozenset({0}))
+            assert uploads.follow(1) is None  # a stage the image does not derive from
+            big = _written(uploads, 0, root, "big", tmp_path)
+            small = _written(uploads, 0, root, "small", tmp_path)
+            with pytest.raises(UnsafePathError):  # a layer that fails: its followers give up
+                os.symlink(str(tmp_path), root / "evil")
+                write_layer(root, Changes(("evil/x",)), tmp_path / "x", growing=uploads.follow(0))
+            uploads.offer(0, [big, small])  # as the builder does once a layer is stored
+            uploads.wait()
+        finally:
+            uploads.close()
+            pool.close()
+        client = RegistryClient(registry.host, insecure=True)
+        for repo in ("pre/streamed", "pre/streamed-too"):
+            assert client.blob_exists(repo, big.digest)
+            assert client.blob_exists(repo, small.digest)
+        assert big.size > 1 << 20 > small.size
+        assert proxy.count("PATCH", "/blobs/uploads/") == 2  # the big layer, streamed to each
+        assert proxy.count("HEAD", big.digest) == 0  # and never offered again
+        assert proxy.count("HEAD", small.digest) == 2  # the small one: offered, HEAD first
+        assert proxy.count("POST", "/blobs/uploads/") == 4

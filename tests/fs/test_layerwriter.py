@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import subprocess
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from kiln.errors import LayerError, UnsafePathError
 from kiln.fs import (
     Changes,
+    GrowingFile,
     LayerInfo,
     WalkSnapshotter,
     apply_layer,
@@ -257,3 +260,89 @@ def test_sockets_are_left_out(rootfs: Path, tmp_path: Path) -> None:
         sock.bind(str(path))
         write_layer(rootfs, Changes(("etc/agent.sock", "etc/conf")), tmp_path / "l")
     assert [m.name for m in members(tmp_path / "l")] == ["etc", "etc/conf"]
+
+
+def test_tar_bytes_are_those_tarfile_writes(rootfs: Path, tmp_path: Path) -> None:
+    (rootfs / "etc" / "big").write_bytes(os.urandom(2 * 1024 * 1024 + 700))  # several buffers
+    long_name = "n" * 150  # a PAX path record
+    (rootfs / "etc" / long_name).write_text("long\n")
+    os.setxattr(rootfs / "etc" / "conf", "user.kiln", b"carried")  # a PAX xattr record
+    changes = Changes((*ALL.changed, "etc/big", f"etc/{long_name}"), ALL.deleted, ("usr",))
+    out = tmp_path / "l"
+    write_layer(rootfs, changes, out, compression="none")
+    ours = out.read_bytes()
+    again = io.BytesIO()
+    with (
+        tarfile.open(out) as read,
+        tarfile.open(fileobj=again, mode="w|", format=tarfile.PAX_FORMAT) as write,
+    ):
+        for member in read:
+            write.addfile(member, read.extractfile(member) if member.isreg() else None)
+        names = read.getnames()
+    assert "usr/.wh..wh..opq" in names and "etc/big" in names
+    assert ours == again.getvalue()
+
+
+def test_a_file_shorter_than_its_header_says_is_refused(
+    rootfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.fs import layerwriter
+
+    def grown(*args: object, **kwargs: object) -> tarfile.TarInfo | None:
+        info = header_for(*args, **kwargs)  # type: ignore[arg-type]
+        if info is not None and info.isreg():
+            info.size += 1000  # as if the file shrank after its lstat
+        return info
+
+    header_for = layerwriter.header_for
+    monkeypatch.setattr(layerwriter, "header_for", grown)
+    with pytest.raises(LayerError, match="changed size"):
+        write_layer(rootfs, Changes(("etc/conf",)), tmp_path / "l")
+    assert not (tmp_path / "l").exists()
+
+
+def test_followers_read_the_blob_while_it_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "data").write_bytes(os.urandom(5 * 1024 * 1024))
+    finished: list[tuple[str, int]] = []
+    growing = GrowingFile(1, on_finish=lambda digest, size: finished.append((digest, size)))
+    seen: list[bytes] = []
+    renamed = threading.Event()
+
+    def follow() -> None:
+        offset = 0
+        try:
+            while True:
+                written = growing.wait(offset + 1)
+                if offset < written:
+                    seen.append(growing.read(offset, written - offset))
+                    offset = written
+                elif growing.result is not None:
+                    break
+            renamed.wait(30)
+            seen.append(growing.read(0, 10))  # the descriptor outlives the file's name
+        finally:
+            growing.release()
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    out = tmp_path / "l"
+    info = write_layer(root, Changes(("data",)), out, growing=growing)
+    blob = out.read_bytes()
+    out.rename(tmp_path / "moved")
+    renamed.set()
+    reader.join(30)
+    assert b"".join(seen[:-1]) == blob and seen[-1] == blob[:10]
+    assert len(seen) > 2  # it read in several steps, as the blob grew
+    assert growing.result == (info.digest, info.size) and finished == [growing.result]
+
+
+def test_followers_hear_of_a_failed_layer(rootfs: Path, tmp_path: Path) -> None:
+    growing = GrowingFile(1)
+    os.symlink(str(tmp_path), rootfs / "evil")
+    with pytest.raises(UnsafePathError):
+        write_layer(rootfs, Changes(("evil/key",)), tmp_path / "l", growing=growing)
+    with pytest.raises(LayerError, match="not completed"):
+        growing.wait(1)
+    growing.release()

@@ -99,10 +99,13 @@ def test_umoci_agrees_with_apply_layer(tmp_path: Path) -> None:
     (src / "bin" / "tool").write_text("#!/bin/sh\necho hi\n")
     (src / "bin" / "tool").chmod(0o755)
     os.symlink("tool", src / "bin" / "t")
+    (src / "etc" / "app" / "random.bin").write_bytes(os.urandom(1_500_000))  # stored blocks
     layout = tmp_path / "layout"
     store = BlobStore(layout)
     base = write_layer(
-        src, Changes(("bin/t", "bin/tool", "etc/app/a.conf", "etc/app/b.conf")), tmp_path / "l1"
+        src,
+        Changes(("bin/t", "bin/tool", "etc/app/a.conf", "etc/app/b.conf", "etc/app/random.bin")),
+        tmp_path / "l1",
     )
     snap = WalkSnapshotter(src)
     snap.baseline()
@@ -128,4 +131,8 @@ def test_umoci_agrees_with_apply_layer(tmp_path: Path) -> None:
             apply_layer(stream, ours)
     assert tree(ours) == tree(bundle / "rootfs")
     assert (ours / "bin").read_text() == "now a file"
-    assert sorted(p.name for p in (ours / "etc" / "app").iterdir()) == ["b.conf", "c.conf"]
+    assert sorted(p.name for p in (ours / "etc" / "app").iterdir()) == [
+        "b.conf",
+        "c.conf",
+        "random.bin",
+    ]

@@ -88,6 +88,24 @@ def test_connection_errors_retried_then_reported() -> None:
     assert caught.value.status is None
 
 
+def test_an_answer_cut_short_is_retried() -> None:
+    cut = requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read, 20 more)")
+    client, adapter, sleeps = scripted_client([cut, PING, manifest_reply()])
+    with client:  # the ping's body was cut short (a non-streamed request): sent again
+        assert client.get_manifest("app", "v1", [OCI])[0] == MANIFEST
+    assert len(sleeps) == 1 and len(adapter.seen) == 3
+
+    cut_manifest = Reply(200, {"Content-Type": OCI}, MANIFEST, fail_after=10)
+    client, adapter, sleeps = scripted_client([PING, cut_manifest, manifest_reply()])
+    with client:  # the streamed manifest's body was cut short: fetched again
+        assert client.get_manifest("app", "v1", [OCI])[0] == MANIFEST
+    assert len(sleeps) == 1 and len(adapter.seen) == 3
+
+    client, _, _ = scripted_client([PING, cut_manifest, cut_manifest], retries=1)
+    with client, pytest.raises(RegistryError, match="manifest was interrupted"):
+        client.get_manifest("app", "v1", [OCI])
+
+
 def test_upload_retry_reopens_the_stream() -> None:
     blob = b"x" * (2 * 1024 * 1024)  # above the in-memory threshold: streamed from the opener
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()

@@ -6,6 +6,8 @@ and overloaded registries produce. The proxy forwards every request to the regis
 seeded randomness, answers some of them with 500/503/429 (+ ``Retry-After``), resets the
 connection midway through a body, truncates a body, or answers slowly. Faults are bounded: a
 request (method + path) fails at most ``max_per_request`` times, so retries eventually succeed.
+Which requests fail is random; the kinds of those faults take turns, so a handful of faults
+covers every kind whatever the number and order of a build's requests (its threads vary them).
 ``rule`` scripts deterministic faults, including ones that never heal. Every request is logged.
 """
 
@@ -65,6 +67,7 @@ class FaultProxy:
         self._random = random.Random(self.seed)
         self._lock = threading.Lock()
         self._faults: dict[tuple[str, str], int] = {}
+        self._turn = 0  # the kind of the next random fault: kinds[_turn % len(kinds)]
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
@@ -89,7 +92,8 @@ class FaultProxy:
         with self._lock:
             budget_left = self._faults.get(key, 0) < self.max_per_request
             if fault is None and budget_left and self._random.random() < self.rate:
-                kind = self._random.choice(self.kinds)
+                kind = self.kinds[self._turn % len(self.kinds)]
+                self._turn += 1
                 status = self._random.choice((500, 503, 429))
                 retry_after = "1" if status == 429 else None
                 fault = Fault(kind, status=status, retry_after=retry_after)

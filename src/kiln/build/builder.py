@@ -6,11 +6,13 @@ this one only wires them in order, so the whole build reads on one screen.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,9 +88,12 @@ def build(options: BuildOptions) -> BuildResult:
         try:
             return builder.run()
         finally:
-            builder.filesystems.close()  # unmount (inplace: restore) before the workspace goes
-            builder.uploads.close()
-            builder.pool.close()
+            try:
+                builder.settle()  # the early teardown has ended (what failed in it is raised)
+            finally:
+                builder.filesystems.close()  # unmount (inplace: restore) before the workspace
+                builder.uploads.close()
+                builder.pool.close()
 
 
 class Builder:
@@ -108,6 +113,7 @@ class Builder:
         self.target_index: int | None = None  # the stage the image is, once known
         self.created = _timestamp(options)
         self._runner: Runner | None = None
+        self._teardown: Future[None] | None = None  # see _teardown_early
         self._runner_lock = threading.Lock()
         self.inplace = inplace  # why the build runs in `/` itself, or None
         self.filesystems: StageFilesystems | InplaceFilesystems = (
@@ -119,6 +125,9 @@ class Builder:
     def run(self) -> BuildResult:
         """Parse, build the needed stages, then write every requested output."""
         self._check_outputs()
+        if isinstance(self.filesystems, StageFilesystems):
+            # The overlay probe (a mount) runs while the context is read and the base pulled.
+            _in_background("kiln-snapshotter", self.filesystems.choose)
         given = self.options.dockerfile
         with open_context(
             self.options.context,
@@ -152,6 +161,7 @@ class Builder:
         if self.options.labels:
             config = config.with_labels(dict(self.options.labels))
         image = assemble(config, final.layers, self.options.image_format)
+        self._teardown_early()
         self._write_outputs(image)
         self._warn_unused_args()
         return BuildResult(image.digest, image.manifest, image.config, self.options.destinations)
@@ -223,6 +233,7 @@ class Builder:
             self.options.source_date_epoch if self.options.reproducible else None,
             compression=self.options.compression,
             compression_level=self.options.compression_level,
+            follow=lambda: self.uploads.follow(stage.index),
         )
         ctx = DispatchContext(
             build_args=self.build_args,
@@ -286,7 +297,9 @@ class Builder:
         options = self.options
         store = self.workspace.store
         if not options.no_push:
+            config_uploads = self._upload_config(image)  # meanwhile the last layers finish
             self.uploads.wait()  # then the push finds the layers present
+            wait(config_uploads)  # and the config (whatever failed, the push does again)
             pinned = [push(image, dest, self.pool, store) for dest in options.destinations]
             write_name_files(
                 pinned,
@@ -302,10 +315,55 @@ class Builder:
             options.digest_file.write_text(image.digest)
         log.info("Built image %s", image.digest)
 
+    def _teardown_early(self) -> None:
+        """Unmount and delete the stages' directories on another thread while the outputs are
+        written: nothing reads them any more (the layers are in the blob store), and on a slow
+        disk deleting them takes as long as a push. `settle` waits for it."""
+        if not self.inplace:  # inplace: closing restores `/`, which stays after the outputs
+
+            def teardown() -> None:
+                self.filesystems.close()
+                self.workspace.remove_rootfs()
+
+            self._teardown = _in_background("kiln-teardown", teardown)
+
+    def settle(self) -> None:
+        """Wait for the early teardown (if any); raise what failed in it."""
+        if self._teardown is not None:
+            self._teardown.result()
+
+    def _upload_config(self, image: AssembledImage) -> list[Future[None]]:
+        """Start uploading the config blob to every destination, in the background."""
+        data = image.config
+
+        def upload(registry: str, repository: str) -> None:
+            client = self.pool.client(registry, push=True)
+            client.upload_blob(repository, image.config_digest, len(data), lambda: io.BytesIO(data))
+
+        refs = [Reference.parse(destination) for destination in self.options.destinations]
+        targets = dict.fromkeys((ref.registry, ref.repository) for ref in refs)
+        return [_in_background("kiln-config-upload", upload, *target) for target in targets]
+
     def _warn_unused_args(self) -> None:
         unused = sorted(set(self.options.build_args) - self.used_build_args - PREDEFINED_ARGS)
         if unused:
             log.warning("One or more build-args %s were not consumed", unused)
+
+
+def _in_background(name: str, function: Callable[..., None], *args: object) -> Future[None]:
+    """Run ``function(*args)`` on a daemon thread; its outcome is the future's."""
+    future: Future[None] = Future()
+
+    def work() -> None:
+        try:
+            function(*args)
+        except BaseException as exc:  # handed to whoever waits for the future
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:

@@ -22,6 +22,7 @@ from kiln.context import BuildContext
 from kiln.errors import RunFailedError
 from kiln.fs import (
     BlobStore,
+    GrowingFile,
     SourceFile,
     StageFilesystem,
     lookup_user,
@@ -55,6 +56,7 @@ class StageExecutor:
         *,
         compression: str = "gzip",
         compression_level: int | None = None,
+        follow: Callable[[], GrowingFile | None] | None = None,
     ) -> None:
         self.fs = stage_fs  # where steps run, and how a step's diff is found
         self.rootfs = stage_fs.rootfs
@@ -66,6 +68,7 @@ class StageExecutor:
         self.source_date_epoch = source_date_epoch
         self.compression = compression
         self.compression_level = compression_level
+        self.follow = follow  # who follows a layer blob as it is written (a pre-upload)
 
     def apply(self, state: StageState, effect: Effect, *, last: bool = False) -> LayerRef | None:
         """Apply one effect; return the layer it produced, or None if nothing changed.
@@ -165,6 +168,7 @@ class StageExecutor:
             level=self.compression_level,
             source_date_epoch=self.source_date_epoch,
             sources=deferred,
+            growing=self.follow() if self.follow is not None else None,
         )
         self.store.add_file(tmp, info.digest)
         self.fs.committed(info.diff_id)

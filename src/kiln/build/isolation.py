@@ -42,13 +42,17 @@ def inplace_reason(isolation: str) -> str | None:
         return "chosen with --isolation"
     if isolation != "auto":
         return None
-    problems = [_BACKENDS[name][0]() for name in _AUTO_ORDER]
-    if any(problem is None for problem in problems):
-        return None
+    # Cheapest check first: chroot's reads /proc/self/status, namespaces' waits for its probe
+    # (still running right after start-up); one working backend settles the answer.
+    problems: dict[str, str | None] = {}
+    for name in reversed(_AUTO_ORDER):
+        problems[name] = _BACKENDS[name][0]()
+        if problems[name] is None:
+            return None
     inside = container_hint()
     if inside is None or os.geteuid() != 0 or InplaceRunner.available() is not None:
         return None  # replacing / is only ever worth it as root in a throwaway container
-    return f"inside a container ({inside}); " + "; ".join(str(p) for p in problems)
+    return f"inside a container ({inside}); " + "; ".join(str(problems[n]) for n in _AUTO_ORDER)
 
 
 def select_runner(isolation: str, inplace: str | None = None) -> Runner:
@@ -86,16 +90,6 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
         "user allowed to create user namespaces, or as root in a throwaway container with "
         "--isolation inplace",
     )
-
-
-def warm_up(isolation: str) -> None:
-    """Start what the `namespaces` backend needs (its helper server, its probe) in the background.
-
-    The CLI calls this first thing, so that work overlaps kiln's own start-up; `select_runner`
-    later finds the answer ready. Nothing happens for the other isolations.
-    """
-    if isolation in ("auto", "namespaces"):
-        NamespacesRunner.warm_up()
 
 
 def _why(name: str, rejected: list[str]) -> str:

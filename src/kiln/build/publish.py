@@ -1,9 +1,11 @@
 """Pushing a finished image: blobs in parallel, verified, then the manifest; plus push checks.
 
 Why its own module: a push must be atomic from the registry's point of view. Every blob is
-uploaded (or found present) and then verified present with a HEAD *before* the manifest goes up,
-so a failed push never leaves a tag pointing at missing blobs; a blob already there (pre-uploaded
-while the build ran, see `preupload`, or shared with another image) costs one HEAD. The same
+uploaded (or found present) and known present *before* the manifest goes up, so a failed push
+never leaves a tag pointing at missing blobs. Known present means the registry said so: a HEAD
+answered 200, or it acknowledged the upload under the blob's digest (else a HEAD checks). A blob
+already there (shared with another image) costs one HEAD; one the pre-upload sent while the
+build ran (see `preupload`) costs nothing more, its upload's answer having confirmed it. The same
 rules serve `kiln build` and `kiln push`, so they live here and not in the build loop.
 """
 
@@ -69,21 +71,19 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
     log.info("Pushing image to %s (%d blobs)", ref, len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:
-            # A blob the registry has (HEAD 200) is verified; the others are uploaded, then
-            # checked again. Either way every blob is known present before the manifest.
-            def there(blob: Blob) -> bool:
-                return client.blob_exists(ref.repository, blob.digest)
+            # Every blob is known present before the manifest: the registry said so earlier
+            # in this build (a HEAD, or its answer to the pre-upload), or `upload_blob` finds
+            # it (HEAD) or uploads it now; an upload whose answer did not name the digest is
+            # checked again with a HEAD.
+            def ensure(blob: Blob) -> bool:
+                repo = ref.repository
+                if client.confirmed(repo, blob.digest):
+                    return True
+                client.upload_blob(repo, blob.digest, blob.size, blob.opener)
+                return client.confirmed(repo, blob.digest) or client.blob_exists(repo, blob.digest)
 
-            present = list(threads.map(there, wanted))
-            sent = [blob for blob, ok in zip(wanted, present, strict=True) if not ok]
-            list(
-                threads.map(
-                    lambda b: client.upload_blob(ref.repository, b.digest, b.size, b.opener),
-                    sent,
-                )
-            )
-            found = list(threads.map(there, sent))
-        missing = [blob.digest for blob, ok in zip(sent, found, strict=True) if not ok]
+            present = list(threads.map(ensure, wanted))
+        missing = [blob.digest for blob, ok in zip(wanted, present, strict=True) if not ok]
         if missing:
             raise RegistryError(
                 f"the registry does not have blobs {', '.join(missing)} after uploading them",

@@ -32,12 +32,31 @@ class RegistryPool:
         self._lock = threading.Lock()
 
     def client(self, registry: str, *, push: bool) -> RegistryClient:
-        """The client for registry, configured for pulling or pushing."""
+        """The client for registry, configured for pulling or pushing.
+
+        Pulls and pushes share one client when their settings agree (the usual case): one
+        ping, one connection pool and one token cache serve the base image and the push.
+        """
         key = (registry, push)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._make(registry, push)
+                other = self._clients.get((registry, not push))
+                if other is not None and self._settings(registry, push) == self._settings(
+                    registry, not push
+                ):
+                    self._clients[key] = other
+                else:
+                    self._clients[key] = self._make(registry, push)
             return self._clients[key]
+
+    def _settings(self, registry: str, push: bool) -> tuple[bool, bool, int]:
+        """What differs between a pull and a push client of one registry."""
+        opts = self.options
+        return (
+            opts.is_insecure(registry, push=push),
+            opts.skips_tls_verify(registry, push=push),
+            opts.push_retry if push else opts.pull_retry,
+        )
 
     def client_with(self, registry: str, credentials: Credentials) -> RegistryClient:
         """A pull-configured client for registry using ``credentials`` instead of config.json."""
@@ -52,14 +71,15 @@ class RegistryPool:
         opts = self.options
         ca_file = _lookup(opts.registry_certificates, registry)
         client_cert = _lookup(opts.registry_client_certs, registry)
+        insecure, skip_tls_verify, retries = self._settings(registry, push)
         return RegistryClient(
             registry,
-            insecure=opts.is_insecure(registry, push=push),
-            skip_tls_verify=opts.skips_tls_verify(registry, push=push),
+            insecure=insecure,
+            skip_tls_verify=skip_tls_verify,
             ca_file=Path(ca_file) if ca_file is not None else None,
             client_cert=(Path(client_cert[0]), Path(client_cert[1])) if client_cert else None,
             credentials=credentials or load_credentials(registry, opts.docker_config_dir),
-            retries=opts.push_retry if push else opts.pull_retry,
+            retries=retries,
         )
 
     def pull_sources(self, ref: Reference) -> list[Reference]:
@@ -81,7 +101,7 @@ class RegistryPool:
     def close(self) -> None:
         """Release every client's connections."""
         with self._lock:
-            for client in self._clients.values():
+            for client in {id(c): c for c in self._clients.values()}.values():
                 client.close()
             self._clients.clear()
 

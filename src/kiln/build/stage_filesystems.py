@@ -62,6 +62,7 @@ class StageFilesystems:
         self.built: dict[str, Path] = {}  # diff_id -> upper dir of a layer built this build
         self._kind: str | None = None
         self._made: list[StageFilesystem] = []
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -71,6 +72,13 @@ class StageFilesystems:
             if self._kind is None:
                 self._kind = select_snapshotter(self.requested, self.workspace)
             return self._kind
+
+    def choose(self) -> None:
+        """Choose the snapshotter now, unless the build is over (the builder calls this on
+        another thread at the start, so the overlay probe overlaps the base image pull)."""
+        with self._lock:
+            if self._kind is None and not self._closed:
+                self._kind = select_snapshotter(self.requested, self.workspace)
 
     def create(self, layers: Sequence[LayerRef], label: str) -> StageFilesystem:
         """A writable filesystem holding ``layers``, for one stage (or a COPY --from image)."""
@@ -98,6 +106,8 @@ class StageFilesystems:
 
     def close(self) -> None:
         """Unmount everything this build mounted (newest first)."""
+        with self._lock:  # waits for a probe under way: its mount is gone when this returns
+            self._closed = True
         while self._made:
             self._made.pop().close()
 

@@ -26,14 +26,19 @@ class Workspace:
         self.store = BlobStore(store_root)
         self.scratch = self.root / "scratch"
         self.scratch.mkdir()
-        self._rootfs_count = 0
+        self._rootfs: list[Path] = []
 
     def new_rootfs(self, label: str) -> Path:
         """A fresh, empty directory to unpack a stage's filesystem into."""
-        self._rootfs_count += 1
-        path = self.root / f"rootfs-{self._rootfs_count}-{label}"
+        path = self.root / f"rootfs-{len(self._rootfs) + 1}-{label}"
         path.mkdir(mode=0o755)
+        self._rootfs.append(path)
         return path
+
+    def remove_rootfs(self) -> None:
+        """Delete the stages' directories now (they must be unmounted); the rest goes at exit."""
+        for path in self._rootfs:
+            shutil.rmtree(path, ignore_errors=True)
 
     def __enter__(self) -> Workspace:
         return self

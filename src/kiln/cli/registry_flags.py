@@ -130,7 +130,10 @@ def add_push_extras(g: argparse._ArgumentGroup) -> None:
         "--compression-level",
         type=int,
         metavar="N",
-        help="compression level (gzip 1-9, zstd 1-19; default: the compressor's own)",
+        help=(
+            "compression level (gzip 1-9, zstd 1-19; default: the compressor's own); "
+            "data that does not compress (random, already compressed) is stored at any level"
+        ),
     )
 
 

@@ -22,7 +22,7 @@ from .overlaydiff import overlay_changes
 from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
-from .streams import compression_threads
+from .streams import GrowingFile, compression_threads
 from .unpack import apply_layer
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "Changes",
+    "GrowingFile",
     "LayerInfo",
     "LayerStore",
     "OverlayRootfs",

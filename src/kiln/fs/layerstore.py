@@ -15,6 +15,7 @@ blob, so a crash costs at worst a stale cache entry (delete the cache directory 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -31,7 +32,6 @@ from typing import BinaryIO
 from kiln.errors import DigestMismatchError, UnsafePathError
 
 from .overlay import TRUSTED_PREFIX
-from .securejoin import secure_join
 from .unpack import _Unpacker
 
 _DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
@@ -125,24 +125,18 @@ class _OverlayUnpacker(_Unpacker):
     """Unpack one layer alone, keeping deletions as overlay whiteouts instead of applying them."""
 
     def __init__(self, rootfs: Path, xattr_prefix: str) -> None:
-        super().__init__(Path(os.path.abspath(rootfs)))
+        super().__init__(rootfs)
         self.opaque_xattr = xattr_prefix + "opaque"
 
     def whiteout(self, rel: str) -> None:
         parent_rel, base = posixpath.split(rel)
-        target = self.ensure_parent(parent_rel) / base
-        if self.relative(target) in self.written:
+        _, dprefix, rprefix = self.ensure_dir(parent_rel)
+        if rprefix + base in self.written:
             return  # a whiteout never deletes what this same layer wrote
-        try:
-            st = os.lstat(target)
-        except FileNotFoundError:
-            os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
-            return
-        if not stat.S_ISDIR(st.st_mode):
-            return  # already a whiteout (or something this layer wrote)
+        # Something there already is a whiteout, or a directory the layer has entries in.
+        with contextlib.suppress(FileExistsError):
+            os.mknod(dprefix + base, stat.S_IFCHR | 0o000, os.makedev(0, 0))
 
     def opaque(self, dir_rel: str) -> None:
-        directory = secure_join(self.rootfs, dir_rel)
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if directory.is_dir() and not directory.is_symlink():
-            os.setxattr(directory, self.opaque_xattr, b"y", follow_symlinks=False)
+        directory, _, _ = self.ensure_dir(dir_rel)
+        os.setxattr(directory, self.opaque_xattr, b"y", follow_symlinks=False)

@@ -7,12 +7,13 @@ unpacker in the ecosystem looks at the magic bytes instead. So does kiln.
 
 from __future__ import annotations
 
-import gzip
 import io
 import shutil
 import subprocess
 from pathlib import Path
 from typing import BinaryIO, cast
+
+from zlib_ng import gzip_ng
 
 from kiln.errors import LayerError
 
@@ -34,7 +35,8 @@ def open_layer(path: Path) -> BinaryIO:
     raw.seek(0)
     if magic.startswith(GZIP_MAGIC):
         raw.close()
-        return cast(BinaryIO, gzip.open(path, "rb"))
+        # zlib-ng inflates about twice as fast as zlib; its gzip_ng module ships no annotations.
+        return cast(BinaryIO, gzip_ng.open(path, "rb"))  # type: ignore[no-untyped-call]
     if magic == ZSTD_MAGIC:
         return _zstd_stream(raw, path)
     return raw

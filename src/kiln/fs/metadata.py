@@ -2,7 +2,9 @@
 
 Why the order matters (and lives in one place): ``chown`` clears setuid/setgid bits and
 ``security.capability``, so ownership goes first, then xattrs, then the mode. Times go last
-because every other change touches ctime/mtime bookkeeping.
+because every other change touches ctime/mtime bookkeeping. Each function takes either a path
+(never followed if it is a symlink) or an open file descriptor, so a regular file being unpacked
+gets its metadata without a single path lookup.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import tarfile
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tarreader import TarEntry
 
 log = logging.getLogger("kiln.fs")
 
@@ -33,34 +37,62 @@ class WarnOnce:
             log.warning("%s", message)
 
 
-def apply_metadata(path: Path, member: tarfile.TarInfo, warn: WarnOnce) -> None:
-    """Set owner, xattrs and mode of ``path`` from ``member`` (symlinks: owner and xattrs only)."""
+def apply_metadata(
+    target: str | int, entry: TarEntry, warn: WarnOnce, *, chmod: bool = True
+) -> None:
+    """Set owner, xattrs and mode of ``target`` (a path or a descriptor) from ``entry``.
+
+    ``chmod=False`` for symlinks: their mode means nothing.
+    """
     try:
-        os.lchown(path, member.uid, member.gid)
+        if isinstance(target, int):
+            os.chown(target, entry.uid, entry.gid)
+        else:
+            os.chown(target, entry.uid, entry.gid, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in _UNSUPPORTED:
             raise
         warn("chown", f"cannot set file ownership ({exc.strerror}); files keep the current owner")
-    _apply_xattrs(path, member, warn)
-    if not member.issym():
-        os.chmod(path, member.mode & 0o7777)
+    if entry.pax_headers:
+        apply_xattrs(target, entry, warn)
+    if chmod:
+        os.chmod(target, entry.mode & 0o7777)
 
 
-def _apply_xattrs(path: Path, member: tarfile.TarInfo, warn: WarnOnce) -> None:
-    for key, value in sorted(member.pax_headers.items()):
+def has_xattrs(entry: TarEntry) -> bool:
+    """True if ``entry`` carries extended attributes (as ``SCHILY.xattr.*`` PAX records)."""
+    return bool(entry.pax_headers) and any(
+        key.startswith(XATTR_PAX_PREFIX) for key in entry.pax_headers
+    )
+
+
+def apply_xattrs(target: str | int, entry: TarEntry, warn: WarnOnce) -> None:
+    """Set the extended attributes ``entry`` carries on ``target`` (a path or a descriptor)."""
+    for key, value in sorted(entry.pax_headers.items()):
         if not key.startswith(XATTR_PAX_PREFIX):
             continue
         name = key[len(XATTR_PAX_PREFIX) :]
         raw = value.encode("utf-8", "surrogateescape")
         try:
-            os.setxattr(path, name, raw, follow_symlinks=False)
+            if isinstance(target, int):
+                os.setxattr(target, name, raw)
+            else:
+                os.setxattr(target, name, raw, follow_symlinks=False)
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:
                 raise
             warn(f"xattr:{name}", f"cannot set xattr {name} ({exc.strerror}); skipped")
 
 
-def set_times(path: Path, member: tarfile.TarInfo) -> None:
-    """Set atime and mtime of ``path`` (not following a symlink) to the header's mtime."""
-    mtime_ns = round(float(member.mtime) * 1_000_000_000)
-    os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+def mtime_ns(entry: TarEntry) -> int:
+    """The header's mtime in nanoseconds (PAX mtimes carry fractions)."""
+    return round(float(entry.mtime) * 1_000_000_000)
+
+
+def set_times(target: str | int, entry: TarEntry) -> None:
+    """Set atime and mtime of ``target`` (a path, not followed, or a descriptor) to the mtime."""
+    ns = mtime_ns(entry)
+    if isinstance(target, int):
+        os.utime(target, ns=(ns, ns))
+    else:
+        os.utime(target, ns=(ns, ns), follow_symlinks=False)

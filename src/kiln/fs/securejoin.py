@@ -28,12 +28,18 @@ def secure_join(root: Path, unsafe: str, *, follow_final: bool = True) -> Path:
     component is returned itself instead of being followed (what ``lstat``/``unlink`` need).
     Raises ``UnsafePathError`` for symlink loops.
     """
-    root = Path(os.path.abspath(root))
+    return Path(secure_join_str(os.path.abspath(root), unsafe, follow_final=follow_final))
+
+
+def secure_join_str(root: str, unsafe: str, *, follow_final: bool = True) -> str:
+    """``secure_join`` on strings, for hot paths; ``root`` must be absolute and normalised."""
+    prefix = root if root.endswith("/") else root + "/"
     pending = _components(unsafe)
+    pending.reverse()  # popped from the end
     resolved: list[str] = []
     hops = 0
     while pending:
-        part = pending.pop(0)
+        part = pending.pop()
         if part == "..":
             if resolved:
                 resolved.pop()
@@ -41,11 +47,11 @@ def secure_join(root: Path, unsafe: str, *, follow_final: bool = True) -> Path:
         if not pending and not follow_final:
             resolved.append(part)
             break
-        candidate = root.joinpath(*resolved, part)
-        target = _link_target(candidate)
+        resolved.append(part)
+        target = _link_target(prefix + "/".join(resolved))
         if target is None:
-            resolved.append(part)
             continue
+        resolved.pop()
         hops += 1
         if hops > MAX_SYMLINK_HOPS:
             raise UnsafePathError(
@@ -53,8 +59,10 @@ def secure_join(root: Path, unsafe: str, *, follow_final: bool = True) -> Path:
             )
         if target.startswith("/"):
             resolved = []
-        pending = _components(target) + pending
-    return root.joinpath(*resolved)
+        more = _components(target)
+        more.reverse()
+        pending.extend(more)
+    return prefix + "/".join(resolved) if resolved else root
 
 
 def _components(path: str) -> list[str]:
@@ -62,7 +70,7 @@ def _components(path: str) -> list[str]:
     return [part for part in path.split("/") if part not in ("", ".")]
 
 
-def _link_target(candidate: Path) -> str | None:
+def _link_target(candidate: str) -> str | None:
     """Return the symlink target of ``candidate``, or None if it is not a symlink (or missing)."""
     try:
         mode = os.lstat(candidate).st_mode

@@ -26,7 +26,7 @@ from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
 from kiln.registry.reference import normalize_registry, registry_api_host, validate_digest
 from kiln.registry.transport import DEFAULT_TIMEOUT, Body, RetryPolicy, Transport
-from kiln.registry.upload import DEFAULT_CHUNK_SIZE, BlobUpload, Uploader
+from kiln.registry.upload import DEFAULT_CHUNK_SIZE, BlobUpload, GrowingSource, Uploader
 
 CHUNK_SIZE = 1024 * 1024
 _MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest size limit
@@ -81,6 +81,7 @@ class RegistryClient:
         self._auth = Authenticator(self._transport, self.registry, credentials)
         self._pinged = False
         self._ping_lock = threading.Lock()
+        self._confirmed: set[tuple[str, str]] = set()  # (repo, digest): see confirmed()
         self._uploader = Uploader(
             self._request, self.blob_exists, self._transport.policy, sleep, chunk_size
         )
@@ -114,14 +115,28 @@ class RegistryClient:
         where = self.describe(repo, ref)
         headers = {"Accept": ", ".join(accept)}
         path = f"/v2/{repo}/manifests/{ref}"
-        with self._request(
-            "GET", path, [pull_scope(repo)], where, headers=headers, stream=True
-        ) as response:
-            if response.status_code != 200:
-                raise response_error(response, reference=where, action="fetching the manifest")
-            data = _read_limited(response, _MAX_MANIFEST, where)
-            content_type = response.headers.get("Content-Type", "")
-            served_digest = response.headers.get("Docker-Content-Digest")
+        attempt = 0
+        while True:  # a body cut short is fetched again, as a dropped connection would be
+            try:
+                with self._request(
+                    "GET", path, [pull_scope(repo)], where, headers=headers, stream=True
+                ) as response:
+                    if response.status_code != 200:
+                        raise response_error(
+                            response, reference=where, action="fetching the manifest"
+                        )
+                    data = _read_limited(response, _MAX_MANIFEST, where)
+                    content_type = response.headers.get("Content-Type", "")
+                    served_digest = response.headers.get("Docker-Content-Digest")
+                break
+            except _STREAM_ERRORS as exc:
+                if attempt >= self._transport.policy.retries:
+                    raise RegistryError(
+                        f"download of the manifest was interrupted: {type(exc).__name__}",
+                        reference=where,
+                    ) from exc
+                self._transport.sleep(self._transport.policy.delay(attempt))
+                attempt += 1
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if ":" in ref:
             _verify_bytes(data, ref, where)
@@ -157,6 +172,7 @@ class RegistryClient:
         path = f"/v2/{repo}/blobs/{validate_digest(digest)}"
         with self._request("HEAD", path, [pull_scope(repo)], where) as response:
             if response.status_code == 200:
+                self._confirmed.add((repo, digest))
                 return True
             if response.status_code == 404:
                 return False
@@ -234,7 +250,33 @@ class RegistryClient:
         where = self.describe(repo, digest)
         scopes = [push_scope(repo)] + ([pull_scope(mount_from)] if mount_from else [])
         blob = BlobUpload(repo, digest, size, opener, scopes, where)
-        self._uploader.upload(blob, mount_from)
+        if self._uploader.upload(blob, mount_from):
+            self._confirmed.add((repo, digest))
+
+    def upload_growing_blob(self, repo: str, source: GrowingSource) -> str:
+        """Upload a blob while it is still being written; return its digest once done.
+
+        ``source`` says how much is on disk and, at the end, the digest and size; chunks go up
+        as they are written (``Uploader.upload_growing``). No HEAD first: the digest is not
+        known before the last byte.
+        """
+        scopes = [push_scope(repo)]
+        confirmed = self._uploader.upload_growing(source, repo, scopes, self.describe(repo))
+        result = source.result
+        assert result is not None  # the upload ends only after the writer finished
+        if confirmed:
+            self._confirmed.add((repo, result[0]))
+        return result[0]
+
+    def confirmed(self, repo: str, digest: str) -> bool:
+        """True if the registry already said, to this client, that ``repo`` has ``digest``.
+
+        That is a HEAD answered 200, or an upload (or mount) it acknowledged under that digest.
+        A push checks this before asking again, so a blob the pre-upload sent moments ago costs
+        no second HEAD. Should a registry drop a blob in between anyway, it refuses the
+        manifest that names it (``MANIFEST_BLOB_UNKNOWN``) and no tag moves.
+        """
+        return (repo, digest) in self._confirmed
 
     def check_login(self) -> None:
         """Raise ``AuthError`` unless the registry accepts this client's credentials."""

@@ -93,7 +93,8 @@ class Transport:
         data: Mapping[str, str] | None = None,
         retry: bool = True,
     ) -> requests.Response:
-        """Send once, retrying on connection errors and 408/429/5xx; return the last response.
+        """Send once, retrying on connection errors (also an answer cut short) and
+        408/429/5xx; return the last response.
 
         Non-retryable responses (including other 4xx) are returned to the caller to interpret.
         TLS failures are never retried: a certificate does not become valid by waiting.
@@ -106,7 +107,11 @@ class Transport:
                 response = self._send(method, url, headers, body, stream, auth, data)
             except requests.exceptions.SSLError as exc:
                 raise tls_error(exc, url, reference) from exc
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # the answer's body was cut short
+            ) as exc:
                 if attempt >= retries:
                     raise RegistryError(
                         f"{method} {_safe_url(url)} failed after {attempt + 1} attempts: "

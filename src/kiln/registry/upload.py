@@ -6,14 +6,20 @@ asked how much it holds (``GET`` on the upload URL, ``Range: 0-N``) and the uplo
 there. When the registry has lost the session (the distribution registry cancels an upload whose
 offset no longer matches its state token) the whole upload starts again, up to the retry budget.
 Blob bytes are always streamed from the caller's opener, never held in memory.
+
+A blob can also go up while it is still being written (``upload_growing``): each chunk is sent
+as soon as the writer has it on disk, and the closing PUT, which names the digest, once the
+writer finished. Resumes and restarts work as above, re-reading from the file whatever the
+registry lacks, so pipelining an upload with the compression costs no fault tolerance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Protocol, cast
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -44,6 +50,36 @@ class Sender(Protocol):
         body: Body = None,
         retry: bool = True,
     ) -> requests.Response: ...
+
+
+class GrowingSource(Protocol):
+    """A blob file still being written (``kiln.fs.GrowingFile`` is one); see its methods."""
+
+    def wait(self, size: int) -> int: ...
+
+    @property
+    def result(self) -> tuple[str, int] | None: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class _SourceStream:
+    """A growing source as the seekable stream a PATCH body (``_Window``) is read from."""
+
+    def __init__(self, source: GrowingSource) -> None:
+        self._source = source
+        self._position = 0
+
+    def seek(self, offset: int) -> None:
+        self._position = offset
+
+    def read(self, size: int) -> bytes:
+        data = self._source.read(self._position, size)
+        self._position += len(data)
+        return data
+
+    def close(self) -> None:
+        """Nothing to close: the source belongs to its writer."""
 
 
 class _UploadLost(Exception):
@@ -102,32 +138,69 @@ class Uploader:
         self._sleep = sleep
         self.chunk_size = chunk_size
 
-    def upload(self, blob: BlobUpload, mount_from: str | None = None) -> None:
-        """Upload ``blob``, restarting the session on transient failures within the budget."""
+    def upload(self, blob: BlobUpload, mount_from: str | None = None) -> bool:
+        """Upload ``blob``, restarting the session on transient failures within the budget.
+
+        Returns whether the registry confirmed it holds the blob under ``blob.digest`` (a
+        mount, a final response naming that digest, or a HEAD after a lost answer); False
+        means it accepted the upload without saying so.
+        """
         attempt = 0
         while True:
             try:
                 location = self._start(blob, mount_from)
                 if location is None:
-                    return  # mounted from another repository
+                    return True  # mounted from another repository
                 if blob.size > self.chunk_size:
-                    self._chunked(blob, location)
-                else:
-                    self._monolithic(blob, location)
-                return
+                    return self._chunked(blob, location)
+                return self._monolithic(blob, location)
             except (RegistryError, _UploadLost) as exc:
-                if not _restartable(exc) or attempt >= self._policy.retries:
-                    if isinstance(exc, _UploadLost):
-                        raise RegistryError(
-                            f"upload of blob {blob.digest} was lost by the registry",
-                            reference=blob.where,
-                        ) from exc
-                    raise
-                if self._exists(blob.repo, blob.digest):
-                    return  # the last attempt completed although its answer was lost
-                log.warning("Upload of %s failed (%s); starting it again", blob.digest, exc)
-                self._sleep(self._policy.delay(attempt))
+                if self._after_failure(exc, attempt, blob, blob.digest):
+                    return True
                 attempt += 1
+
+    def upload_growing(
+        self, source: GrowingSource, repo: str, scopes: list[str], where: str
+    ) -> bool:
+        """Upload a blob while it is written: chunks as they reach the disk, the closing PUT
+        once ``source`` is complete. Returns as ``upload``; the digest is ``source.result``.
+
+        If the writer fails, the upload session is cancelled and its error propagates.
+        """
+
+        def opener() -> BinaryIO:
+            return cast(BinaryIO, _SourceStream(source))
+
+        blob = BlobUpload(repo, "(being written)", 0, opener, scopes, where)
+        attempt = 0
+        while True:
+            try:
+                location = self._start(blob, None)
+                assert location is not None  # no mount was asked for
+                return self._follow(blob, source, location)
+            except (RegistryError, _UploadLost) as exc:
+                done = source.result
+                if self._after_failure(exc, attempt, blob, done[0] if done else None):
+                    return True
+                attempt += 1
+
+    def _after_failure(
+        self, exc: RegistryError | _UploadLost, attempt: int, blob: BlobUpload, digest: str | None
+    ) -> bool:
+        """Raise unless a new attempt may follow; True if the registry has the blob anyway
+        (the last attempt completed although its answer was lost), else wait before the next."""
+        if not _restartable(exc) or attempt >= self._policy.retries:
+            if isinstance(exc, _UploadLost):
+                raise RegistryError(
+                    f"upload of blob {digest or blob.digest} was lost by the registry",
+                    reference=blob.where,
+                ) from exc
+            raise exc
+        if digest is not None and self._exists(blob.repo, digest):
+            return True
+        log.warning("Upload of %s failed (%s); starting it again", digest or blob.digest, exc)
+        self._sleep(self._policy.delay(attempt))
+        return False
 
     def _start(self, blob: BlobUpload, mount_from: str | None) -> str | None:
         query = {"mount": blob.digest, "from": mount_from} if mount_from else {}
@@ -139,39 +212,73 @@ class Uploader:
                 raise response_error(response, reference=blob.where, action="starting the upload")
             return urljoin(response.url, response.headers["Location"])
 
-    def _monolithic(self, blob: BlobUpload, location: str) -> None:
+    def _monolithic(self, blob: BlobUpload, location: str) -> bool:
         body: Body = blob.opener
         if blob.size <= _SMALL_BLOB:
             with blob.opener() as stream:
                 body = stream.read()
-        self._finish(blob, location, body, blob.size)
+        return self._finish(blob, location, body, blob.size)
 
-    def _finish(self, blob: BlobUpload, location: str, body: Body, length: int) -> None:
+    def _finish(self, blob: BlobUpload, location: str, body: Body, length: int) -> bool:
+        """The closing PUT; True if the registry's answer names the blob's digest."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
         url = with_query(location, {"digest": blob.digest})
         with self._send("PUT", url, blob.scopes, blob.where, headers=headers, body=body) as done:
             if done.status_code not in (201, 204):
                 raise response_error(done, reference=blob.where, action="uploading the blob")
+            return done.headers.get("Docker-Content-Digest") == blob.digest
 
-    def _chunked(self, blob: BlobUpload, location: str) -> None:
-        offset = 0
-        failures = 0
+    def _chunked(self, blob: BlobUpload, location: str) -> bool:
+        offset = failures = 0
         while offset < blob.size:
             length = min(self.chunk_size, blob.size - offset)
-            try:
-                location, offset = self._patch(blob, location, offset, length)
-            except (requests.RequestException, OSError, _Transient) as exc:
-                if failures >= self._policy.retries:
-                    raise RegistryError(
-                        f"chunked upload of blob {blob.digest} kept failing at byte {offset}: "
-                        f"{exc}",
-                        reference=blob.where,
-                    ) from exc
-                self._sleep(self._policy.delay(failures))
-                failures += 1
-                location, offset = self._status(blob, location)
-                log.info("Resuming upload of %s at byte %d", blob.digest, offset)
-        self._finish(blob, location, b"", 0)
+            location, offset, failures = self._chunk(blob, location, offset, length, failures)
+        return self._finish(blob, location, b"", 0)
+
+    def _follow(self, blob: BlobUpload, source: GrowingSource, location: str) -> bool:
+        """``_chunked`` for a blob still being written: each chunk once the writer has it."""
+        offset = failures = 0
+        try:
+            while True:
+                written = source.wait(offset + self.chunk_size)
+                if offset < written:
+                    length = min(self.chunk_size, written - offset)
+                    location, offset, failures = self._chunk(
+                        blob, location, offset, length, failures
+                    )
+                elif (done := source.result) is not None:
+                    break
+        except (RegistryError, _UploadLost):
+            raise
+        except Exception:  # the writer failed: nothing left to upload
+            self._cancel(blob, location)
+            raise
+        digest, size = done
+        return self._finish(replace(blob, digest=digest, size=size), location, b"", 0)
+
+    def _chunk(
+        self, blob: BlobUpload, location: str, offset: int, length: int, failures: int
+    ) -> tuple[str, int, int]:
+        """PATCH one chunk; after a failure ask the registry where to resume, within budget.
+        Returns the next location and offset, and the failures so far."""
+        try:
+            location, offset = self._patch(blob, location, offset, length)
+        except (requests.RequestException, OSError, _Transient) as exc:
+            if failures >= self._policy.retries:
+                raise RegistryError(
+                    f"chunked upload of blob {blob.digest} kept failing at byte {offset}: {exc}",
+                    reference=blob.where,
+                ) from exc
+            self._sleep(self._policy.delay(failures))
+            failures += 1
+            location, offset = self._status(blob, location)
+            log.info("Resuming upload of %s at byte %d", blob.digest, offset)
+        return location, offset, failures
+
+    def _cancel(self, blob: BlobUpload, location: str) -> None:
+        """Drop an upload session (best effort: the registry expires it anyway)."""
+        with contextlib.suppress(RegistryError, requests.RequestException):
+            self._send("DELETE", location, blob.scopes, blob.where, retry=False).close()
 
     def _patch(self, blob: BlobUpload, location: str, offset: int, length: int) -> tuple[str, int]:
         headers = {

@@ -4,12 +4,20 @@ Why a package: the build loop only knows the one-method :class:`Runner` protocol
 :class:`RunSpec` value; each isolation backend (``namespaces``, ``chroot``, ``inplace``)
 implements it without callers branching on which one they have. ``userns`` re-executes kiln in
 a user namespace, where the ``namespaces`` backend then works for a non-root user.
+
+The names below are loaded on first use: the sandbox fork server (``_forkserver``) imports this
+package too, and should pay only for the helper modules it runs, not for every backend.
 """
 
-from kiln.sandbox.chroot import ChrootRunner
-from kiln.sandbox.inplace import InplaceRunner
-from kiln.sandbox.namespaces import NamespacesRunner
-from kiln.sandbox.spec import BinarySink, Output, Runner, RunSpec
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiln.sandbox.chroot import ChrootRunner
+    from kiln.sandbox.inplace import InplaceRunner
+    from kiln.sandbox.namespaces import NamespacesRunner
+    from kiln.sandbox.spec import BinarySink, Output, Runner, RunSpec
 
 __all__ = [
     "BinarySink",
@@ -20,3 +28,23 @@ __all__ = [
     "RunSpec",
     "Runner",
 ]
+
+_LAZY = {
+    "BinarySink": "kiln.sandbox.spec",
+    "ChrootRunner": "kiln.sandbox.chroot",
+    "InplaceRunner": "kiln.sandbox.inplace",
+    "NamespacesRunner": "kiln.sandbox.namespaces",
+    "Output": "kiln.sandbox.spec",
+    "RunSpec": "kiln.sandbox.spec",
+    "Runner": "kiln.sandbox.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'kiln.sandbox' has no attribute {name!r}")

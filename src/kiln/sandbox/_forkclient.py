@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -121,11 +122,9 @@ class ForkServer:
         """Close the control socket (the server kills what still runs and exits); reap it."""
         self.control.close()
         if self.owner == os.getpid():
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            if not _exits_within(self.process, 10.0):
                 self.process.kill()
-                self.process.wait()
+            self.process.wait()
 
     def _send(self, request: dict[str, object], fds: list[int], ident: int | None = None) -> int:
         with self._lock:
@@ -155,6 +154,29 @@ class PendingProbe:
         finally:
             os.close(self.out_read)
             os.close(self.status_read)
+
+
+def _exits_within(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``process`` ends within ``timeout`` seconds (it is not reaped here).
+
+    Waits on a pidfd: ``Popen.wait(timeout)`` polls with sleeps, which would add up to
+    milliseconds to every kiln run's exit for nothing.
+    """
+    if process.poll() is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # a kernel without pidfds (before 5.3): poll as Popen does
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
 
 
 def _read_status(fd: int) -> int:
@@ -224,6 +246,9 @@ def start_probe() -> None:
     The CLI calls this before its own (slow) imports, so both run on another core meanwhile.
     """
     global _pending
+    with _server_lock:
+        if _pending is not None and _pending.server.alive():
+            return  # one is under way already (the CLI starts it before parsing its flags)
     try:
         server = _current()
         pending = server.start_probe()

@@ -14,8 +14,13 @@ HELPER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def helper_command(module: str) -> list[str]:
-    """``python -P -s -m MODULE``: no working directory and no user site-packages on sys.path."""
-    return [sys.executable, "-P", "-s", "-m", module]
+    """``python -P -s -S -m MODULE``: no working directory and no site-packages on sys.path.
+
+    The helpers use only the standard library and kiln (found through ``PYTHONPATH``, see
+    `helper_env`), so ``-S`` also spares each start the ``site`` module and whatever the
+    installation's ``.pth`` files import.
+    """
+    return [sys.executable, "-P", "-s", "-S", "-m", module]
 
 
 def helper_env() -> dict[str, str]:

@@ -8,9 +8,7 @@ Python values and ``OSError`` (with ``errno`` set, like the ``os`` module) and n
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -40,7 +38,22 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 # pivot_root has no glibc wrapper; its syscall number differs per architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """glibc's C library by its soname; elsewhere (musl...) as ``find_library`` finds it.
+
+    The soname first because ``ctypes.util`` costs the fork server's start-up an import of
+    ``subprocess`` and ``shutil`` and a run of ``ldconfig -p``.
+    """
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
+
+
+_libc = _load_libc()
 
 
 def _check(result: int, what: str, path: str | None = None) -> None:
@@ -71,9 +84,9 @@ def umount2(target: str, flags: int) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) via syscall(2)."""
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if number is None:
-        raise OSError(38, f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
     _check(_libc.syscall(ctypes.c_long(number), _encode(new_root), _encode(put_old)), "pivot_root")
 
 
