@@ -18,8 +18,9 @@ import subprocess
 import time
 from pathlib import Path
 
-#: ext4 skips inodes deleted less than 60 s ago (longer while their inode table block is dirty).
-SETTLE_SECONDS = 70
+#: ext4 skips inodes deleted less than 60 s ago, or 360 s while their inode table block is still
+#: dirty; with the default 30 s dirty expiry the blocks are written back well within two minutes.
+SETTLE_SECONDS = 120
 
 
 class Trash:

@@ -2,7 +2,9 @@
 
 Why: the fixed cost of a small build is mostly Python start-up and imports. The CLI module must
 stay light so the sandbox fork server (a separate interpreter) boots while kiln imports the
-builder and `requests`, and the fork server itself must import only the helpers it runs.
+builder and the registry client, and the fork server itself must import only the helpers it
+runs. Neither `requests` nor `urllib3` is loaded at all (kiln.net speaks HTTP), nor `ssl`
+before an HTTPS connection.
 Timings are not asserted (they vary with the machine); what is imported is.
 """
 
@@ -22,7 +24,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def _modules_after(code: str, *flags: str) -> set[str]:
     """The modules a fresh interpreter has loaded after running ``code``."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    script = f"{code}\nimport json, sys\nprint('\\n' + json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, *flags, "-c", script],
         capture_output=True,
@@ -31,13 +33,43 @@ def _modules_after(code: str, *flags: str) -> set[str]:
         cwd="/",
         check=True,
     )
-    return set(json.loads(result.stdout))
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _modules_after_cli(*argv: str) -> set[str]:
+    """The modules loaded after ``kiln ARGV`` ran to its end (its exit status ignored)."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['kiln', *{list(argv)!r}]\n"
+        "from kiln.cli.main import run\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass"
+    )
+    return _modules_after(code)
 
 
 def test_the_cli_module_loads_neither_the_builder_nor_requests() -> None:
     loaded = _modules_after("import kiln.cli.main")
     for heavy in ("requests", "urllib3", "argparse", "kiln.build.builder", "kiln.registry"):
         assert heavy not in loaded
+
+
+def test_build_help_loads_no_third_party_http_stack() -> None:
+    loaded = _modules_after_cli("build", "--help")
+    assert not {"requests", "urllib3", "ssl", "http.client"} & loaded
+
+
+def test_a_build_loads_no_third_party_http_stack(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    (context / "a").write_text("a\n")
+    out = tmp_path / "image.tar"
+    loaded = _modules_after_cli(
+        "build", "--no-push", "--isolation", "chroot", "--tar-path", str(out), str(context)
+    )
+    assert out.exists()
+    assert "kiln.build.builder" in loaded and "kiln.net.client" in loaded
+    assert not {"requests", "urllib3", "ssl", "http.client"} & loaded
 
 
 def test_the_fork_server_loads_only_the_helpers_it_runs() -> None:

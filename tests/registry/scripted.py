@@ -12,10 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-
+from kiln.net import BytesBody, Headers, RequestBody, Response
 from kiln.registry import RegistryClient
 
 
@@ -55,23 +52,46 @@ class Seen:
 Step = Reply | Exception | Callable[[Seen], Reply]
 
 
-class ScriptedAdapter(BaseAdapter):
-    """Answers each request with the next scripted step; records every request."""
+class _BrokenBody:
+    """A response body that ends in a connection reset after ``limit`` bytes."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._stream = _BrokenStream(data, limit)
+        self.complete = False
+
+    def read(self, size: int) -> bytes:
+        return self._stream.read(size)
+
+    def remaining(self) -> int | None:
+        return None
+
+
+class ScriptedAdapter:
+    """Answers each request with the next scripted step; records every request.
+
+    It stands in for the ``kiln.net.Client`` a ``RegistryClient`` sends through.
+    """
 
     def __init__(self, steps: list[Step]) -> None:
-        super().__init__()
         self.steps = list(steps)
         self.seen: list[Seen] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        body = request.body
-        if hasattr(body, "read"):
-            body = body.read()  # type: ignore[union-attr]
-        if isinstance(body, str):
-            body = body.encode()
-        seen = Seen(
-            str(request.method), str(request.url), dict(request.headers), bytes(body or b"")
-        )
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: RequestBody = None,
+        stream: bool = False,
+        timeout: Any = None,
+    ) -> Response:
+        data: Any = body
+        if hasattr(data, "read"):
+            data = data.read()
+        elif data is not None and not isinstance(data, bytes):
+            data = b"".join(data)
+        seen = Seen(method, url, dict(headers or {}), bytes(data or b""))
         self.seen.append(seen)
         if not self.steps:
             raise AssertionError(f"unscripted request {seen.method} {seen.url}")
@@ -79,17 +99,15 @@ class ScriptedAdapter(BaseAdapter):
         if isinstance(step, Exception):
             raise step
         reply = step(seen) if callable(step) else step
-        response = requests.Response()
-        response.status_code = reply.status
-        response.headers = CaseInsensitiveDict(reply.headers)
         body_bytes = b"" if seen.method == "HEAD" else reply.body
+        response_body: Any = BytesBody(body_bytes)
         if reply.fail_after is not None:
-            response.raw = _BrokenStream(body_bytes, reply.fail_after)
-        else:
-            response.raw = io.BytesIO(body_bytes)
-        response.url = seen.url
-        response.request = request
-        response.reason = "scripted"
+            response_body = _BrokenBody(body_bytes, reply.fail_after)
+        response = Response(
+            reply.status, "scripted", Headers(reply.headers), url, response_body, what=method
+        )
+        if not stream:
+            _ = response.content  # as the real client: the body is read before returning
         return response
 
     def close(self) -> None:
@@ -104,11 +122,8 @@ def scripted_client(
     Returns (client, adapter, sleeps) where ``sleeps`` records every backoff delay.
     """
     adapter = ScriptedAdapter(steps)
-    session = requests.Session()
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
     sleeps: list[float] = []
     client = RegistryClient(
-        "registry.test", retries=retries, session=session, sleep=sleeps.append, **kwargs
+        "registry.test", retries=retries, session=adapter, sleep=sleeps.append, **kwargs
     )
     return client, adapter, sleeps

@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-import requests
 
 from kiln.errors import AuthError, RegistryError
+from kiln.net import ConnectError, TruncatedBody
 from kiln.registry.transport import RetryPolicy, retry_after
 from tests.registry.scripted import Reply, scripted_client
 
@@ -76,7 +76,7 @@ def test_429_honours_retry_after() -> None:
 
 
 def test_connection_errors_retried_then_reported() -> None:
-    fail = requests.ConnectionError("refused")
+    fail = ConnectError("refused")
     client, _, sleeps = scripted_client([PING, fail, fail, manifest_reply()])
     with client:
         assert client.get_manifest("app", "v1", [OCI])[0] == MANIFEST
@@ -89,7 +89,7 @@ def test_connection_errors_retried_then_reported() -> None:
 
 
 def test_an_answer_cut_short_is_retried() -> None:
-    cut = requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read, 20 more)")
+    cut = TruncatedBody("the body ended 20 bytes early")
     client, adapter, sleeps = scripted_client([cut, PING, manifest_reply()])
     with client:  # the ping's body was cut short (a non-streamed request): sent again
         assert client.get_manifest("app", "v1", [OCI])[0] == MANIFEST

@@ -70,9 +70,17 @@ def _fork_servers(parent: int | None = None) -> list[int]:
     ]
 
 
-def _helper_pids() -> list[int]:
-    """The helpers of running steps: what our fork server forked."""
-    return [pid for server in _fork_servers() for pid in _children(server)]
+def _step_helper(command: int) -> int:
+    """The process our fork server forked for the step running ``command``.
+
+    Not simply the server's child: the server also keeps a spare init forked ahead.
+    """
+    servers = set(_fork_servers())
+    pid = command
+    while (parent := _parent(pid)) is not None and parent not in servers:
+        pid = parent
+    assert parent in servers, "the command does not descend from our fork server"
+    return pid
 
 
 def test_killing_the_helper_kills_the_whole_sandbox(runner: NamespacesRunner, rootfs: Path) -> None:
@@ -86,8 +94,8 @@ def test_killing_the_helper_kills_the_whole_sandbox(runner: NamespacesRunner, ro
     thread.start()
     assert sink.seen.wait(10)
     _wait_until(lambda: bool(host_processes_matching("sleep\x00" + marker)))
-    (helper,) = _helper_pids()
-    os.kill(helper, signal.SIGKILL)
+    (command,) = host_processes_matching("sleep\x00" + marker)
+    os.kill(_step_helper(command), signal.SIGKILL)
     thread.join(10)
     assert not thread.is_alive()
     assert result == [128 + signal.SIGKILL]
@@ -167,6 +175,20 @@ def test_killing_the_fork_server_kills_the_step_and_the_next_run_starts_a_new_on
     _wait_until(lambda: host_processes_matching("sleep\x00" + marker) == [])
     assert runner.run(RunSpec(rootfs, ("true",), ("PATH=/bin",), "/", 0, 0, ())) == 0
     assert _fork_servers() not in ([], [server])
+
+
+def test_a_spare_init_killed_while_waiting_is_replaced(
+    runner: NamespacesRunner, rootfs: Path
+) -> None:
+    spec = RunSpec(rootfs, ("true",), ("PATH=/bin",), "/", 0, 0, ())
+    assert runner.run(spec) == 0
+    (server,) = _fork_servers()
+    _wait_until(lambda: bool(_children(server)))  # the next step's init, forked ahead
+    for spare in _children(server):
+        os.kill(spare, signal.SIGKILL)
+    for _ in range(3):
+        assert runner.run(spec) == 0
+    assert _fork_servers() == [server]
 
 
 def test_steps_are_forked_by_one_server(runner: NamespacesRunner, rootfs: Path) -> None:

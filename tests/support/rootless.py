@@ -2,7 +2,7 @@
 
 Why a copy of kiln: this machine's interpreter lives under /root (mode 0700), which other users
 cannot enter. The rootless tests therefore run Debian's /usr/bin/python3 (the same 3.11) with
-``PYTHONPATH`` pointing at a world-readable copy of kiln's sources and of ``requests`` with its
+``PYTHONPATH`` pointing at a world-readable copy of kiln's sources and of its runtime
 dependencies, taken from the running interpreter.
 """
 

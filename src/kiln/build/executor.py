@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from kiln.build.copy_files import CopyJob
 from kiln.build.effects import CopyEffect, Effect, RunEffect, WorkdirEffect
 from kiln.build.run_files import RunFiles
 from kiln.build.state import LayerRef, StageState
@@ -113,6 +112,10 @@ class StageExecutor:
 
     def copy(self, effect: CopyEffect, *, defer_files: bool = False) -> LayerRef | None:
         """COPY/ADD: copy sources and write a layer from exactly the paths written."""
+        # Loaded here: a build without COPY/ADD (RUN steps only) never needs it, nor what it
+        # brings (archive handling, URL downloads, --chmod parsing).
+        from kiln.build.copy_files import CopyJob
+
         if effect.heredocs:
             written = CopyJob(self.rootfs, effect, self.filename).copy_heredocs()
         else:

@@ -1,7 +1,7 @@
 """Starting the RUN sandbox before kiln has loaded itself.
 
 Why its own module: the CLI calls :func:`warm_up` first thing, before it imports the builder,
-the registry client and `requests` (about a tenth of a second of module loading on one core).
+the registry client and its HTTP client (about a tenth of a second of module loading on one core).
 The sandbox fork server is a separate interpreter, so it boots, and runs the namespaces probe
 `select_runner` will ask for, on another core meanwhile; by the first RUN both are ready and
 nobody waits for them. So this module imports next to nothing at import time.

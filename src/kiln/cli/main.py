@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import argparse
 
 # Everything else is imported inside the functions: `main` first starts the RUN sandbox (see
-# `kiln.build.prestart`), and only then loads the builder, the registry client and `requests`.
+# `kiln.build.prestart`), and only then loads the builder and the registry client.
 
 
 def make_parser() -> argparse.ArgumentParser:

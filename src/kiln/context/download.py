@@ -21,20 +21,22 @@ from types import ModuleType
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import requests
-
 from kiln.context.giturl import redact_url
 from kiln.errors import ContextError
+from kiln.net import Client, NetError
 
 _CHUNK = 1 << 20
-_TIMEOUT = (30, 300)  # connect, read (seconds)
+_TIMEOUT = (30.0, 300.0)  # connect, read (seconds)
 
 
 def download_url(url: str, dest: Path) -> None:
     """Stream ``url`` into ``dest``; any non-2xx status is an error naming the URL."""
     shown = redact_url(url)
     try:
-        with requests.get(url, stream=True, timeout=_TIMEOUT) as response:
+        with (
+            Client(timeout=_TIMEOUT) as client,
+            client.request("GET", url, stream=True, follow_redirects=True) as response,
+        ):
             if not response.ok:
                 raise ContextError(
                     f"cannot download build context {shown}: HTTP {response.status_code}",
@@ -43,7 +45,7 @@ def download_url(url: str, dest: Path) -> None:
             with open(dest, "wb") as out:
                 for chunk in response.iter_content(_CHUNK):
                     out.write(chunk)
-    except requests.RequestException as exc:
+    except NetError as exc:
         raise ContextError(f"cannot download build context {shown}: {exc}") from exc
 
 

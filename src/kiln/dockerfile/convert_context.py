@@ -7,13 +7,18 @@ warnings — and a small object keeps each converter a short function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.flags import FlagError, FlagSpec, ParsedFlags, parse_flags
 from kiln.dockerfile.syntax import Node
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
 
 __all__ = ["ConvertContext", "InstructionError"]
 
@@ -22,7 +27,7 @@ class InstructionError(ValueError):
     """An instruction's arguments or flags are invalid; the caller adds file and line."""
 
 
-@dataclass
+@record()
 class ConvertContext:
     """One node being converted, and the warnings found while converting it."""
 

@@ -7,12 +7,18 @@ empty continuation lines) is reported as values the caller renders (the CLI prin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
+
 
 __all__ = ["DockerfileWarning"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DockerfileWarning:
     """One warning: the 1-based ``line`` it is about and a human ``message``.
 

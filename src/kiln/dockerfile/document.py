@@ -7,8 +7,7 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.dockerfile.convert import UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
@@ -18,10 +17,15 @@ from kiln.dockerfile.jsonform import instruction_to_dict
 from kiln.dockerfile.syntax import parse_syntax
 from kiln.errors import DockerfileError
 
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
+
 __all__ = ["Dockerfile", "Stage", "parse"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stage:
     """One build stage: its FROM and the instructions after it, up to the next FROM."""
 
@@ -39,7 +43,7 @@ class Stage:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Dockerfile:
     """A whole Dockerfile. ``escape`` is the escape character to pass to ``expand_word``."""
 

@@ -9,9 +9,14 @@ the name (``<<"EOF"``, ``<<'EOF'``, ``<<E"O"F``) means the body is not to be exp
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiln.dockerfile.lexer import ExpansionError, ShellLexer
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
 
 __all__ = ["Heredoc", "HeredocMarker", "chomp", "markers_in_line", "parse_marker"]
 
@@ -20,7 +25,7 @@ _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 _NO_ENV: dict[str, str] = {}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HeredocMarker:
     """A ``<<NAME`` word: the name, whether the body is expanded, whether tabs are stripped."""
 
@@ -30,7 +35,7 @@ class HeredocMarker:
     fd: int = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Heredoc:
     """A heredoc attached to an instruction.
 

@@ -18,9 +18,14 @@ Semantics, as in Docker:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiln.dockerfile import shellpattern
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
 
 __all__ = ["ExpansionError", "ShellLexer", "expand_word", "expand_words"]
 
@@ -276,7 +281,7 @@ class _ShellWord:
             raise ExpansionError(f"invalid pattern ({pattern}) in substitution: {exc}") from exc
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ShellLexer:
     """A configured lexer. The defaults are what the builder uses for expansion.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.directives import DirectiveError, DirectiveReader
@@ -19,13 +19,18 @@ from kiln.dockerfile.heredoc import Heredoc, HeredocMarker, chomp, markers_in_li
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array, split_line
 from kiln.errors import DockerfileError
 
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
+
 __all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxTree", "parse_syntax"]
 
 HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Node:
     """One instruction as read from the file, before its arguments are interpreted.
 
@@ -46,7 +51,7 @@ class Node:
     comments: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SyntaxTree:
     """Everything the line layer found: directives, the escape character, nodes, warnings."""
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as record
+else:
+    from kiln.dockerfile._record import record
 
 __all__ = [
     "NotStringArrayError",
@@ -33,7 +38,7 @@ class NotStringArrayError(ValueError):
         super().__init__("when using JSON array syntax, arrays must be comprised of strings only")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SplitLine:
     """A logical line as ``keyword``, raw ``--flag`` words, and the remaining argument text."""
 

@@ -8,12 +8,27 @@ these two calls. Failures surface as ``OSError`` with ``errno`` set, like the ``
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 MNT_DETACH = 0x2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    """glibc's C library by its soname; elsewhere (musl...) as ``find_library`` finds it.
+
+    The soname first: ``ctypes.util.find_library`` imports ``subprocess`` and runs
+    ``ldconfig -p``, several milliseconds of every kiln start for a name that is always right
+    on glibc systems.
+    """
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
+
+
+_libc = _load_libc()
 
 
 def mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:

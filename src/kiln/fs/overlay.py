@@ -92,6 +92,19 @@ def _mount_overlay(target: str, data: str) -> None:
     mount("overlay", target, "overlay", 0, data)
 
 
+def _remove_volatile_marker(work: Path) -> None:
+    """Remove ``work/work/incompat/volatile`` (it holds one empty file, ``dirty``)."""
+    volatile = work / "work" / "incompat" / "volatile"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(volatile / "dirty")
+        os.rmdir(volatile)
+    except FileNotFoundError:
+        pass  # not a volatile mount (a kernel before 5.10)
+    except OSError:
+        shutil.rmtree(volatile, ignore_errors=True)  # something else in it: whatever it is
+
+
 class OverlayRootfs:
     """One overlay mount at ``self.rootfs`` whose layers grow by one upper dir per ``rotate()``.
 
@@ -106,6 +119,7 @@ class OverlayRootfs:
         self._work = directory / "work"
         self._layers: list[Path] = []
         self._uppers = 0
+        self._mounts = 0
         self.mounted = False
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         for sub in (self.rootfs, self._links, self._work):
@@ -172,10 +186,10 @@ class OverlayRootfs:
                     f"{len(self._layers)} layers do not fit one overlay mount's options",
                     hint="use a shorter --work-dir, or --snapshotter walk",
                 )
-            volatile = self._work / "work" / "incompat" / "volatile"
-            if volatile.exists():  # left by the last (volatile) mount of this work dir
-                shutil.rmtree(volatile)
+            if self._mounts:  # the last (volatile) mount of this work dir left its marker
+                _remove_volatile_marker(self._work)
             _mount_overlay(str(self.rootfs), data)
+            self._mounts += 1
         except OSError as exc:
             raise LayerError(
                 f"cannot mount the overlay for {self.rootfs}: {exc.strerror}",

@@ -13,10 +13,10 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import requests
+from urllib.parse import urlencode
 
 from kiln.errors import AuthError
+from kiln.net import Response
 from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
 from kiln.registry.transport import Transport
@@ -98,7 +98,7 @@ class Authenticator:
             return {"Authorization": f"Bearer {self._token(tuple(sorted(set(scopes))))}"}
         return {}
 
-    def update(self, response: requests.Response, scopes: Iterable[str]) -> bool:
+    def update(self, response: Response, scopes: Iterable[str]) -> bool:
         """Learn from a 401; True if retrying with new credentials could succeed."""
         challenge = Challenge.parse(response.headers.get("WWW-Authenticate", ""))
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
@@ -143,7 +143,7 @@ class Authenticator:
         service: str | None,
         scopes: tuple[str, ...],
         creds: Credentials | None,
-    ) -> requests.Response:
+    ) -> Response:
         query: list[tuple[str, str]] = []
         if service:
             query.append(("service", service))
@@ -153,13 +153,14 @@ class Authenticator:
             assert creds.username is not None and creds.password is not None
             auth = (creds.username, creds.password)
             query.append(("account", creds.username))
-        request = requests.Request("GET", realm, params=query).prepare()
-        assert request.url is not None
-        return self._transport.request("GET", request.url, reference=self._registry, auth=auth)
+        url = realm.partition("#")[0]
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        return self._transport.request("GET", url, reference=self._registry, auth=auth)
 
     def _refresh_token_request(
         self, realm: str, service: str | None, scopes: tuple[str, ...], refresh_token: str
-    ) -> requests.Response:
+    ) -> Response:
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -170,7 +171,7 @@ class Authenticator:
             form["service"] = service
         return self._transport.request("POST", realm, reference=self._registry, data=form)
 
-    def _parse_token(self, response: requests.Response) -> _Token:
+    def _parse_token(self, response: Response) -> _Token:
         try:
             body = response.json()
             value = body.get("token") or body.get("access_token")

@@ -17,22 +17,21 @@ from types import TracebackType
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-import requests
-
 from kiln.errors import DigestMismatchError, RegistryError
+from kiln.net import Client, NetError, Response
 from kiln.registry import _mediatypes as mt
 from kiln.registry.auth import Authenticator, pull_scope, push_scope
 from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
 from kiln.registry.reference import normalize_registry, registry_api_host, validate_digest
-from kiln.registry.transport import DEFAULT_TIMEOUT, Body, RetryPolicy, Transport
+from kiln.registry.transport import DEFAULT_TIMEOUT, Body, HttpSession, RetryPolicy, Transport
 from kiln.registry.upload import DEFAULT_CHUNK_SIZE, BlobUpload, GrowingSource, Uploader
 
 CHUNK_SIZE = 1024 * 1024
 _MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest size limit
 _MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_STREAM_ERRORS = (requests.RequestException, OSError)
+_STREAM_ERRORS = (NetError, OSError)
 
 
 class RegistryClient:
@@ -41,8 +40,9 @@ class RegistryClient:
     ``insecure`` means plain HTTP (Kaniko's ``--insecure``); ``skip_tls_verify`` keeps HTTPS
     but accepts any certificate; ``ca_file`` is the CA bundle to verify against (instead of
     the system store); ``client_cert`` is a (certificate, key) pair for mutual TLS.
-    Blobs larger than ``chunk_size`` are uploaded in chunks. ``session`` and ``sleep`` are for
-    tests (a scripted transport, no real waiting). One client may be used from several threads.
+    Blobs larger than ``chunk_size`` are uploaded in chunks. ``session`` (a ``kiln.net.Client``
+    unless given) and ``sleep`` are for tests (a scripted transport, no real waiting).
+    One client may be used from several threads.
     """
 
     def __init__(
@@ -57,7 +57,7 @@ class RegistryClient:
         retries: int = 3,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         user_agent: str = "kiln/0.1",
-        session: requests.Session | None = None,
+        session: HttpSession | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
@@ -65,16 +65,17 @@ class RegistryClient:
         scheme = "http" if insecure else "https"
         self.base_url = f"{scheme}://{registry_api_host(self.registry)}"
         self._host = urlsplit(self.base_url).netloc
-        self._session = session if session is not None else requests.Session()
-        self._session.headers["User-Agent"] = user_agent
         verify: bool | str = str(ca_file) if ca_file is not None else True
         if skip_tls_verify:
             verify = False
+        self._session: HttpSession = session or Client(
+            verify=verify,
+            cert=(str(client_cert[0]), str(client_cert[1])) if client_cert else None,
+            user_agent=user_agent,
+        )
         self._transport = Transport(
             self._session,
             policy=RetryPolicy(retries=retries),
-            verify=verify,
-            cert=(str(client_cert[0]), str(client_cert[1])) if client_cert else None,
             sleep=sleep,
             timeout=timeout,
         )
@@ -346,7 +347,7 @@ class RegistryClient:
         body: Body = None,
         stream: bool = False,
         retry: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with auth, re-authenticating once on 401 and following redirects."""
         self._ping(where)
         scopes = list(scopes)
@@ -373,7 +374,7 @@ class RegistryClient:
         stream: bool,
         where: str,
         retry: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """Send, following redirects; credentials never go to a host other than the registry."""
         headers = dict(headers)
         for _ in range(_MAX_REDIRECTS + 1):
@@ -392,7 +393,7 @@ class RegistryClient:
         raise RegistryError("too many redirects", reference=where)
 
 
-def _read_limited(response: requests.Response, limit: int, where: str) -> bytes:
+def _read_limited(response: Response, limit: int, where: str) -> bytes:
     """The whole body, refusing (without reading it all) one larger than ``limit``."""
     chunks: list[bytes] = []
     total = 0

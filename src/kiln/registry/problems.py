@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-import requests
-
 from kiln.errors import AuthError, RegistryError
+from kiln.net import Response
 
 _AUTH_HINT = (
     "check the credentials in your Docker config.json (DOCKER_CONFIG) or credential helper, and "
@@ -20,7 +19,7 @@ _AUTH_HINT = (
 _MAX_BODY = 64 * 1024
 
 
-def _body(response: requests.Response) -> bytes:
+def _body(response: Response) -> bytes:
     chunks: list[bytes] = []
     total = 0
     try:
@@ -29,12 +28,12 @@ def _body(response: requests.Response) -> bytes:
             total += len(chunk)
             if total >= _MAX_BODY:
                 break
-    except (requests.RequestException, OSError):
+    except OSError:  # kiln.net's errors are OSErrors too
         pass  # the body is only a diagnostic; never mask the real failure
     return b"".join(chunks)
 
 
-def error_code(response: requests.Response) -> tuple[str | None, str | None]:
+def error_code(response: Response) -> tuple[str | None, str | None]:
     """The first distribution error code and message in ``response``'s JSON body, if any."""
     try:
         first = json.loads(_body(response))["errors"][0]
@@ -44,7 +43,7 @@ def error_code(response: requests.Response) -> tuple[str | None, str | None]:
         return None, None
 
 
-def response_error(response: requests.Response, *, reference: str, action: str) -> RegistryError:
+def response_error(response: Response, *, reference: str, action: str) -> RegistryError:
     """A ``RegistryError`` (``AuthError`` for 401/403) describing ``action`` failing."""
     code, message = error_code(response)
     status = response.status_code

@@ -7,25 +7,40 @@ that can only fail again (a 404, a 400). Auth sits above this layer; the socket 
 
 from __future__ import annotations
 
-import email.utils
+import base64
 import random
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
-
-import requests
-from urllib3.exceptions import InsecureRequestWarning
+from typing import BinaryIO, Protocol
+from urllib.parse import urlencode
 
 from kiln.errors import RegistryError
+from kiln.net import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from kiln.net import TRANSIENT, NetError, RequestBody, Response, TLSError
 
 #: A request body: bytes, or a function opening a fresh stream (so a retry can resend it).
 Body = bytes | Callable[[], BinaryIO] | None
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-DEFAULT_TIMEOUT = (15.0, 120.0)  # (connect, read) seconds
 _MAX_RETRY_AFTER = 60.0
+
+
+class HttpSession(Protocol):
+    """What the transport sends through: a ``kiln.net.Client`` (or a scripted one in tests)."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: RequestBody = None,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> Response: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 10.0
 
-    def delay(self, attempt: int, response: requests.Response | None = None) -> float:
+    def delay(self, attempt: int, response: Response | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
         if response is not None:
             after = retry_after(response.headers.get("Retry-After"))
@@ -53,6 +68,8 @@ def retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # rare (an HTTP date), and about 6 ms to import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -61,22 +78,18 @@ def retry_after(value: str | None) -> float | None:
 
 
 class Transport:
-    """Sends requests through a ``requests.Session`` with retries; knows nothing about auth."""
+    """Sends requests through an ``HttpSession`` with retries; knows nothing about auth."""
 
     def __init__(
         self,
-        session: requests.Session,
+        session: HttpSession,
         *,
         policy: RetryPolicy,
-        verify: bool | str = True,
-        cert: tuple[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self.session = session
         self.policy = policy
-        self.verify = verify
-        self.cert = cert
         self.sleep = sleep
         self.timeout = timeout
 
@@ -92,7 +105,7 @@ class Transport:
         auth: tuple[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         retry: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """Send once, retrying on connection errors (also an answer cut short) and
         408/429/5xx; return the last response.
 
@@ -105,13 +118,9 @@ class Transport:
         while True:
             try:
                 response = self._send(method, url, headers, body, stream, auth, data)
-            except requests.exceptions.SSLError as exc:
+            except TLSError as exc:
                 raise tls_error(exc, url, reference) from exc
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,  # the answer's body was cut short
-            ) as exc:
+            except TRANSIENT as exc:  # refused, reset, timed out, or the answer cut short
                 if attempt >= retries:
                     raise RegistryError(
                         f"{method} {_safe_url(url)} failed after {attempt + 1} attempts: "
@@ -120,7 +129,7 @@ class Transport:
                         hint="check that the registry is reachable (and the --insecure setting)",
                     ) from exc
                 self.sleep(self.policy.delay(attempt))
-            except requests.RequestException as exc:
+            except NetError as exc:
                 raise RegistryError(
                     f"{method} {_safe_url(url)} failed: {type(exc).__name__}",
                     reference=reference,
@@ -142,36 +151,35 @@ class Transport:
         stream: bool,
         auth: tuple[str, str] | None,
         data: Mapping[str, str] | None,
-    ) -> requests.Response:
+    ) -> Response:
+        all_headers = dict(headers or {})
+        if auth is not None:
+            pair = f"{auth[0]}:{auth[1]}".encode()
+            all_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         stream_body = body() if callable(body) else None
-        payload: BinaryIO | bytes | Mapping[str, str] | None = data
+        payload: BinaryIO | bytes | None = None
+        if data is not None:
+            payload = urlencode(data).encode()
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
         if stream_body is not None:
             payload = stream_body
         elif isinstance(body, bytes):
             payload = body
         try:
-            with warnings.catch_warnings():
-                if self.verify is False:
-                    # The user asked for no verification; urllib3 would warn on every request.
-                    warnings.simplefilter("ignore", InsecureRequestWarning)
-                return self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    data=payload,
-                    stream=stream,
-                    auth=auth,
-                    allow_redirects=False,
-                    verify=self.verify,
-                    cert=self.cert,
-                    timeout=self.timeout,
-                )
+            return self.session.request(
+                method,
+                url,
+                headers=all_headers,
+                body=payload,
+                stream=stream,
+                timeout=self.timeout,
+            )
         finally:
             if stream_body is not None:
                 stream_body.close()
 
 
-def tls_error(exc: requests.exceptions.SSLError, url: str, reference: str) -> RegistryError:
+def tls_error(exc: TLSError, url: str, reference: str) -> RegistryError:
     """A ``RegistryError`` explaining a TLS failure and which flag addresses it."""
     text = str(exc).lower()
     host = url.split("://", 1)[-1].split("/", 1)[0]

@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Protocol, cast
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-
 from kiln.errors import RegistryError
+from kiln.net import NetError, Response
 from kiln.registry.problems import response_error
 from kiln.registry.transport import RETRYABLE_STATUS, Body, RetryPolicy
 
@@ -49,7 +48,7 @@ class Sender(Protocol):
         headers: dict[str, str] | None = None,
         body: Body = None,
         retry: bool = True,
-    ) -> requests.Response: ...
+    ) -> Response: ...
 
 
 class GrowingSource(Protocol):
@@ -263,7 +262,7 @@ class Uploader:
         Returns the next location and offset, and the failures so far."""
         try:
             location, offset = self._patch(blob, location, offset, length)
-        except (requests.RequestException, OSError, _Transient) as exc:
+        except (NetError, OSError, _Transient) as exc:
             if failures >= self._policy.retries:
                 raise RegistryError(
                     f"chunked upload of blob {blob.digest} kept failing at byte {offset}: {exc}",
@@ -277,7 +276,7 @@ class Uploader:
 
     def _cancel(self, blob: BlobUpload, location: str) -> None:
         """Drop an upload session (best effort: the registry expires it anyway)."""
-        with contextlib.suppress(RegistryError, requests.RequestException):
+        with contextlib.suppress(RegistryError, NetError):
             self._send("DELETE", location, blob.scopes, blob.where, retry=False).close()
 
     def _patch(self, blob: BlobUpload, location: str, offset: int, length: int) -> tuple[str, int]:
@@ -313,7 +312,7 @@ class _Transient(Exception):
     """A chunk failed in a way worth retrying."""
 
 
-def _next(response: requests.Response, location: str, fallback: int) -> tuple[str, int]:
+def _next(response: Response, location: str, fallback: int) -> tuple[str, int]:
     """The next upload URL and offset from a 202/204 (``Location`` and ``Range: 0-N``)."""
     new_location = urljoin(response.url, response.headers.get("Location") or location)
     reported = response.headers.get("Range", "")

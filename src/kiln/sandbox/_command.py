@@ -43,10 +43,11 @@ NOT_FOUND = 127
 NOT_EXECUTABLE = 126
 
 
-def exec_command(plan: SandboxPlan, keep_fd: int) -> NoReturn:
+def exec_command(plan: SandboxPlan, keep_fd: int, *, bounded: bool = False) -> NoReturn:
     """Become ``plan.argv``. Raises ``SetupFailure`` for sandbox problems (bad cwd, ids).
 
-    ``keep_fd`` (the close-on-exec report pipe) survives until ``execve``.
+    ``keep_fd`` (the close-on-exec report pipe) survives until ``execve``. ``bounded``: the
+    parent already called ``restrict_capabilities`` (the bounding set is inherited).
     """
     _reset_signals()
     os.umask(0o022)
@@ -55,7 +56,8 @@ def exec_command(plan: SandboxPlan, keep_fd: int) -> NoReturn:
     except OSError as exc:
         reason = os.strerror(exc.errno or 0).lower()
         raise SetupFailure(f'chdir to cwd ("{plan.cwd}") failed: {reason}') from exc
-    _restrict_capabilities()
+    if not bounded:
+        restrict_capabilities()
     try:
         _set_groups(plan)
         os.setgid(plan.gid)
@@ -121,14 +123,24 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def _restrict_capabilities() -> None:
+def restrict_capabilities() -> None:
     """Drop everything outside Docker's set from the bounding set, so root in RUN cannot mount,
-    load modules or reconfigure the host kernel; ``execve`` then applies the bound."""
+    load modules or reconfigure the host kernel; ``execve`` then applies the bound. Only
+    ``execve`` looks at the bounding set (a process keeps its effective capabilities), so a
+    parent may call this for the command before its own mounts (the sandbox init does).
+
+    The bounding set is read once from ``/proc/self/status`` (one read instead of a ``prctl``
+    per capability); where that fails, each capability is asked for with ``PR_CAPBSET_READ``.
+    """
+    bounding = _bounding_set()
     for cap in range(_LAST_POSSIBLE_CAP + 1):
         if cap in DEFAULT_CAPABILITIES:
             continue
         try:
-            if not _libc.prctl(_libc.PR_CAPBSET_READ, cap):
+            if bounding is not None:
+                if not bounding >> cap & 1:
+                    continue  # already gone (e.g. a pod without it), or past the last one
+            elif not _libc.prctl(_libc.PR_CAPBSET_READ, cap):
                 continue  # already gone (e.g. a pod without it): nothing to drop
             _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
         except OSError as exc:
@@ -137,6 +149,19 @@ def _restrict_capabilities() -> None:
             raise SetupFailure(f"drop capability {cap}: {os.strerror(exc.errno or 0)}") from exc
     with contextlib.suppress(OSError):  # kernels before 4.3 have no ambient set to clear
         _libc.prctl(_libc.PR_CAP_AMBIENT, _libc.PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+def _bounding_set() -> int | None:
+    """The capability bounding set as a bit mask (``CapBnd:``), or None if it cannot be read."""
+    try:
+        # Bytes: after pivot_root the interpreter can no longer import codecs.
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _close_fds_except(keep_fd: int) -> None:

@@ -18,7 +18,7 @@ import select
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kiln.errors import SandboxError
 from kiln.sandbox._interpreter import helper_command, helper_env
@@ -137,8 +137,7 @@ class ForkServer:
         return ident
 
 
-@dataclass(frozen=True)
-class PendingProbe:
+class PendingProbe(NamedTuple):
     """A probe the server is running: read its output, then its status."""
 
     server: ForkServer

@@ -9,6 +9,9 @@ forked by the sandbox fork server (``_forkserver``, a small single-threaded inte
                              └── init (pid 1 of the new pid ns: mounts, pivot_root, reaps orphans)
                                    └── command (chdir, ids, capabilities, execve)
 
+The fork server itself forks init straight into a new pid namespace where it may
+(``init_helper``: the same init, without the helper process in between).
+
 When the command exits, init exits with its status, and the kernel kills every process left in
 the pid namespace, so background children never outlive a RUN step (as in ``docker build``).
 Both helper and init die with their parent (``PR_SET_PDEATHSIG``), and the fork server kills
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from kiln.sandbox import _libc, _namespaces, _report
-from kiln.sandbox._command import exec_command
+from kiln.sandbox._command import exec_command, restrict_capabilities
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox._report import SetupFailure
 from kiln.sandbox._rootfs import enter_rootfs
@@ -62,14 +65,52 @@ def helper(plan_fd: int, report_fd: int) -> NoReturn:
     os._exit(exit_status(status))
 
 
-def _init(plan: SandboxPlan, report_fd: int) -> NoReturn:
+def prepare_init() -> BaseException | None:
+    """What init does before it knows its plan; returns the failure to report once it can.
+
+    Drops the capabilities a command never gets from the bounding set (the command inherits
+    it; init keeps its own effective set for the mounts). The fork server has a spare init do
+    this ahead of the step (see ``_forkserver``). Entering the mount namespace has to wait for
+    the step: the namespace copies the mount table as it is then, and kiln mounts each step's
+    rootfs just before the step.
+    """
+    try:
+        restrict_capabilities()
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def init_helper(
+    plan_fd: int, report_fd: int, prepared: tuple[BaseException | None] | None = None
+) -> NoReturn:
+    """``helper`` for a process forked as pid 1 of a fresh pid namespace: it is init itself.
+
+    The fork server forks namespaces steps this way (see ``_forkserver``), which spares each
+    step one Python process (its fork and its exit) between the server and init.
+    ``prepared``: the result of ``prepare_init`` if it ran already, as a 1-tuple.
+    """
+    os.set_inheritable(report_fd, False)  # the report pipe closes when the command execs
+    try:
+        failure = prepare_init() if prepared is None else prepared[0]
+        if failure is not None:
+            raise failure
+        plan = SandboxPlan.from_json(read_all(plan_fd))
+        flags = _namespaces.namespace_flags(plan.network) & ~_libc.CLONE_NEWPID
+        _namespaces.enter(flags, plan.hostname)
+    except BaseException as exc:
+        die(report_fd, exc)
+    as_child(report_fd, lambda: _init(plan, report_fd, bounded=True))
+
+
+def _init(plan: SandboxPlan, report_fd: int, *, bounded: bool = False) -> NoReturn:
     _libc.set_parent_death_signal(signal.SIGKILL)
     # As pid 1, signals left at SIG_DFL are ignored: only the command decides when the run ends.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     enter_rootfs(plan)
     command = os.fork()
     if command == 0:
-        as_child(report_fd, lambda: exec_command(plan, report_fd))
+        as_child(report_fd, lambda: exec_command(plan, report_fd, bounded=bounded))
     os.close(report_fd)
     while True:  # reap orphans re-parented to us until the command itself is done
         pid, status = os.waitpid(-1, 0)

@@ -1,8 +1,9 @@
 """Thin ctypes bindings for the Linux calls Python 3.11 does not expose.
 
-Why a module of its own: ``unshare``, ``mount``, ``umount2``, ``pivot_root`` and ``prctl`` are
-the only foreign calls the sandbox makes; keeping them here means every other module deals in
-Python values and ``OSError`` (with ``errno`` set, like the ``os`` module) and never in ctypes.
+Why a module of its own: ``unshare``, ``setns``, ``mount``, ``umount2``, ``pivot_root`` and
+``prctl`` are the only foreign calls the sandbox makes; keeping them here means every other
+module deals in Python values and ``OSError`` (with ``errno`` set, like the ``os`` module)
+and never in ctypes.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def _check(result: int, what: str, path: str | None = None) -> None:
 def unshare(flags: int) -> None:
     """Move the calling process into new namespaces (``CLONE_NEW*`` flags)."""
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): join the namespace ``fd`` refers to (``CLONE_NEW*`` says which kind)."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
 
 
 def mount(

@@ -42,22 +42,36 @@ def enter(flags: int, hostname: str) -> None:
 
     The pid namespace applies to children forked after this call, not to the caller.
     """
+    unshare(flags)
+    if flags & _libc.CLONE_NEWNS:
+        make_mounts_private()
+    set_hostname(hostname)
+    if flags & _libc.CLONE_NEWNET:
+        bring_up_loopback()
+
+
+def unshare(flags: int) -> None:
+    """Move into new namespaces (``CLONE_NEW*`` flags); failures name them."""
     names = ", ".join(name for bit, name in _NAMES.items() if flags & bit)
     try:
         _libc.unshare(flags)
     except OSError as exc:
         raise _privileged(f"create {names} namespaces", exc) from exc
+
+
+def make_mounts_private() -> None:
+    """Nothing mounted from now on may propagate back into the host's mount table."""
     try:
-        # Nothing mounted from now on may propagate back into the host's mount table.
         _libc.mount(None, "/", None, _libc.MS_REC | _libc.MS_PRIVATE)
     except OSError as exc:
         raise _privileged("make / a private mount", exc) from exc
+
+
+def set_hostname(hostname: str) -> None:
     try:
         socket.sethostname(hostname)
     except OSError as exc:
         raise from_os_error(f"set hostname to {hostname!r}", exc) from exc
-    if flags & _libc.CLONE_NEWNET:
-        bring_up_loopback()
 
 
 def bring_up_loopback() -> None:

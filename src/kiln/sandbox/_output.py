@@ -13,20 +13,19 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from kiln.sandbox.spec import BinarySink, Output
 
 
-@dataclass
 class _Pump:
     """Copies one pipe into one file object on a thread (mutable: owns fds and a thread)."""
 
-    target: BinarySink
-    read_fd: int
-    write_fd: int
-    error: list[BaseException] = field(default_factory=list)
-    thread: threading.Thread | None = None
+    def __init__(self, target: BinarySink, read_fd: int, write_fd: int) -> None:
+        self.target = target
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.error: list[BaseException] = []
+        self.thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._copy, name="kiln-run-output", daemon=True)
@@ -56,13 +55,16 @@ class _Pump:
             raise self.error[0]
 
 
-@dataclass
 class RoutedOutput:
-    """The fds to give the child (``None`` = inherit) and the pumps feeding file objects."""
+    """The fds to give the child (``None`` = inherit) and the pumps feeding file objects.
 
-    stdout: int | None
-    stderr: int | None
-    pumps: list[_Pump]
+    Plain classes here, not dataclasses: each dataclass costs kiln's start-up about 0.3 ms.
+    """
+
+    def __init__(self, stdout: int | None, stderr: int | None, pumps: list[_Pump]) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.pumps = pumps
 
     def child_started(self) -> None:
         """Drop our copies of the pipes' write ends, so EOF arrives when the command is gone."""

@@ -1,0 +1,413 @@
+"""kiln.net.Client against real servers on loopback: keep-alive, framing, redirects, proxies,
+TLS, timeouts and the errors a caller retries on. No timing is asserted."""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from kiln.net import (
+    Client,
+    ConnectError,
+    Timeout,
+    TLSError,
+    TooManyRedirects,
+    TruncatedBody,
+    bypass,
+    proxy_for,
+)
+from kiln.net.proxy import environment_proxies
+from tests.support.connect_proxy import ConnectProxy
+from tests.support.registry_server import free_port, make_tls_files
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    port: int  # the client's source port: the same one means the connection was reused
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Server:
+    base: str
+    seen: list[Seen] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", ""):
+                data = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0], 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return data
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _reply(self, status: int, body: bytes, **headers: str) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name.replace("_", "-"), value)
+            if "Transfer_Encoding" not in headers:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _handle(self) -> None:
+            body = self._body()
+            parts = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            state.seen.append(
+                Seen(self.command, self.path, self.client_address[1], dict(self.headers), body)
+            )
+            route = parts.path
+            if route == "/hello":
+                self._reply(200, b"hello")
+            elif route == "/chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in (b"first,", b"second," * 1000, b"third"):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+            elif route == "/truncated":
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.write(b"x" * 10)
+                self.wfile.flush()
+                self.close_connection = True
+            elif route == "/truncated-chunked":
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"10\r\nonly")
+                self.wfile.flush()
+                self.close_connection = True
+            elif route == "/slow":
+                state.release.wait(10)
+                self._reply(200, b"late")
+            elif route == "/drop":  # keep-alive promised, then the server drops it anyway
+                self._reply(200, b"dropped")
+                self.wfile.flush()
+                self.close_connection = True
+            elif route == "/close":
+                self._reply(200, b"bye", Connection="close")
+                self.close_connection = True
+            elif route == "/redirect":
+                self._reply(int(query.get("status", "302")), b"", Location=query["to"])
+            elif route == "/loop":
+                self._reply(302, b"", Location="/loop")
+            else:  # /echo
+                answer = {
+                    "method": self.command,
+                    "length": len(body),
+                    "body": body.decode("latin-1"),
+                    "headers": dict(self.headers),
+                }
+                self._reply(200, json.dumps(answer).encode(), Content_Type="application/json")
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    yield from _serve(None)
+
+
+def _serve(context: ssl.SSLContext | None, host: str = "127.0.0.1") -> Iterator[Server]:
+    state = Server("")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    scheme = "https" if context is not None else "http"
+    state.base = f"{scheme}://{host}:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_server(tls_files: tuple[Path, Path, Path]) -> Iterator[Server]:
+    _, cert, key = tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    yield from _serve(context)
+
+
+NO_PROXY_ENV: dict[str, str] = {}
+
+
+def client(**kwargs: object) -> Client:
+    kwargs.setdefault("environ", NO_PROXY_ENV)
+    return Client(**kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- connections and framing
+
+
+def test_keep_alive_reuses_one_connection(server: Server) -> None:
+    with client() as http:
+        for _ in range(3):
+            assert http.request("GET", server.base + "/hello").content == b"hello"
+        with http.request("GET", server.base + "/hello", stream=True) as response:
+            assert response.read() == b"hello"
+        assert http.request("HEAD", server.base + "/hello").content == b""
+        assert http.request("GET", server.base + "/hello").status_code == 200
+    assert len({seen.port for seen in server.seen}) == 1
+
+
+def test_a_closed_or_unfinished_connection_is_not_reused(server: Server) -> None:
+    with client() as http:
+        assert http.request("GET", server.base + "/close").content == b"bye"
+        assert http.request("GET", server.base + "/hello").content == b"hello"
+    first, second = server.seen
+    assert first.port != second.port
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced(server: Server) -> None:
+    with client() as http:
+        assert http.request("GET", server.base + "/drop").content == b"dropped"
+        for _ in range(3):  # the first finds the pooled connection closed
+            assert http.request("GET", server.base + "/hello").content == b"hello"
+    assert server.seen[0].port != server.seen[1].port
+
+
+def test_concurrent_requests_share_the_pool(server: Server) -> None:
+    errors: list[BaseException] = []
+    with client() as http:
+
+        def work() -> None:
+            try:
+                for _ in range(5):
+                    assert http.request("GET", server.base + "/chunked").content.endswith(b"third")
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    assert len(server.seen) == 20
+    assert len({seen.port for seen in server.seen}) <= 4
+
+
+def test_chunked_response_streamed_and_whole(server: Server) -> None:
+    expected = b"first," + b"second," * 1000 + b"third"
+    with client() as http:
+        with http.request("GET", server.base + "/chunked", stream=True) as response:
+            chunks = list(response.iter_content(1000))
+        assert b"".join(chunks) == expected
+        assert max(len(chunk) for chunk in chunks) <= 1000
+        assert http.request("GET", server.base + "/chunked").content == expected
+    assert len({seen.port for seen in server.seen}) == 1  # trailers read, connection reused
+
+
+@pytest.mark.parametrize("path", ["/truncated", "/truncated-chunked"])
+def test_a_body_cut_short_raises_the_retryable_error(server: Server, path: str) -> None:
+    with client() as http:
+        with pytest.raises(TruncatedBody), http.request("GET", server.base + path) as response:
+            response.content  # noqa: B018
+        with (
+            pytest.raises(TruncatedBody),
+            http.request("GET", server.base + path, stream=True) as response,
+        ):
+            for _ in response.iter_content(4):
+                pass
+        assert http.request("GET", server.base + "/hello").content == b"hello"
+
+
+def test_read_timeout(server: Server) -> None:
+    with client(timeout=(5.0, 0.2)) as http, pytest.raises(Timeout):
+        http.request("GET", server.base + "/slow")
+
+
+def test_connection_refused_is_a_connect_error_without_credentials() -> None:
+    url = f"http://user:s3cret@127.0.0.1:{free_port()}/v2/?token=abc"
+    with client() as http, pytest.raises(ConnectError) as caught:
+        http.request("GET", url)
+    assert "s3cret" not in str(caught.value)
+    assert "token" not in str(caught.value)
+
+
+def test_request_bodies_bytes_file_and_chunked(server: Server, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 2000
+    blob = tmp_path / "blob"
+    blob.write_bytes(data)
+    with client() as http:
+        answer = http.request("PUT", server.base + "/echo", body=data).json()
+        assert answer["length"] == len(data)
+        with blob.open("rb") as stream:
+            answer = http.request("PUT", server.base + "/echo", body=stream).json()
+        assert answer["length"] == len(data)
+        assert answer["headers"]["Content-Length"] == str(len(data))
+        answer = http.request("PATCH", server.base + "/echo", body=io.BytesIO(b"abc")).json()
+        assert answer["body"] == "abc"
+        assert answer["headers"]["Transfer-Encoding"] == "chunked"
+        answer = http.request("POST", server.base + "/echo", body=iter([b"a", b"", b"bc"])).json()
+        assert answer["body"] == "abc"
+        answer = http.request("POST", server.base + "/echo").json()
+        assert answer["headers"]["Content-Length"] == "0"
+    assert len({seen.port for seen in server.seen}) == 1
+
+
+def test_headers_are_case_insensitive(server: Server) -> None:
+    with client() as http:
+        response = http.request("GET", server.base + "/echo", headers={"X-Test": "1"})
+    assert response.headers["content-type"] == response.headers["Content-Type"]
+    assert response.json()["headers"]["X-Test"] == "1"
+    assert response.ok
+
+
+# ---------------------------------------------------------------- redirects
+
+
+def test_redirect_to_another_host_drops_authorization(server: Server) -> None:
+    other = server.base.replace("127.0.0.1", "localhost") + "/echo"
+    auth = {"Authorization": "Bearer secret"}
+    with client() as http:
+        response = http.request(
+            "GET", f"{server.base}/redirect?to={other}", headers=auth, follow_redirects=True
+        )
+        assert "Authorization" not in response.json()["headers"]
+        assert response.url == other
+        same = http.request(
+            "GET", f"{server.base}/redirect?to=/echo", headers=auth, follow_redirects=True
+        )
+        assert same.json()["headers"]["Authorization"] == "Bearer secret"
+        unfollowed = http.request("GET", f"{server.base}/redirect?to=/echo", headers=auth)
+        assert unfollowed.status_code == 302
+
+
+def test_redirect_methods(server: Server) -> None:
+    with client() as http:
+        kept = http.request(
+            "PUT", f"{server.base}/redirect?status=307&to=/echo", body=b"xyz", follow_redirects=True
+        ).json()
+        assert (kept["method"], kept["body"]) == ("PUT", "xyz")
+        changed = http.request(
+            "POST", f"{server.base}/redirect?status=303&to=/echo", body=b"xyz",
+            follow_redirects=True,
+        ).json()  # fmt: skip
+        assert (changed["method"], changed["body"]) == ("GET", "")
+        with pytest.raises(TooManyRedirects):
+            http.request("GET", f"{server.base}/loop", follow_redirects=True)
+
+
+# ---------------------------------------------------------------- TLS and proxies
+
+
+def test_https_verified_against_a_ca_file(
+    tls_server: Server, tls_files: tuple[Path, Path, Path]
+) -> None:
+    ca, _, _ = tls_files
+    with client(verify=str(ca)) as http:
+        assert http.request("GET", tls_server.base + "/hello").content == b"hello"
+        assert http.request("GET", tls_server.base + "/hello").content == b"hello"
+    assert len({seen.port for seen in tls_server.seen}) == 1
+    with client() as http, pytest.raises(TLSError, match="certificate verify failed"):
+        http.request("GET", tls_server.base + "/hello")
+    with client(verify=False) as http:
+        assert http.request("GET", tls_server.base + "/hello").content == b"hello"
+
+
+def test_https_to_a_plain_http_server_is_a_tls_error(server: Server) -> None:
+    with client() as http, pytest.raises(TLSError):
+        http.request("GET", server.base.replace("http:", "https:") + "/hello")
+
+
+def test_https_through_a_connect_proxy(
+    tls_server: Server, tls_files: tuple[Path, Path, Path]
+) -> None:
+    ca, _, _ = tls_files
+    with ConnectProxy() as proxy:
+        environ = {"HTTPS_PROXY": f"http://puser:p%40ss@127.0.0.1:{proxy.port}"}
+        with client(verify=str(ca), environ=environ) as http:
+            for _ in range(2):
+                assert http.request("GET", tls_server.base + "/hello").content == b"hello"
+        target = tls_server.base.removeprefix("https://")
+        assert proxy.log.lines == [f"CONNECT {target} HTTP/1.1"]  # one tunnel, reused
+        assert proxy.log.authorizations == ["Basic cHVzZXI6cEBzcw=="]  # puser:p@ss
+    assert "Proxy-Authorization" not in tls_server.seen[0].headers
+
+
+def test_plain_http_through_a_proxy_uses_the_absolute_form(server: Server) -> None:
+    with ConnectProxy() as proxy:
+        environ = {"http_proxy": proxy.url, "HTTP_PROXY": "http://127.0.0.1:1"}
+        with client(environ=environ) as http:
+            answer = http.request("GET", server.base + "/hello?x=1").content
+        assert answer == f"GET {server.base}/hello?x=1 HTTP/1.1".encode()
+        assert not server.seen
+        environ["NO_PROXY"] = "127.0.0.1"
+        with client(environ=environ) as http:
+            assert http.request("GET", server.base + "/hello").content == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "expected"),
+    [
+        ("registry.example.com", None, "example.com", True),
+        ("registry.example.com", None, ".example.com", True),
+        ("example.com", None, ".example.com", True),
+        ("registry.example.com", 5000, "registry.example.com:5000", True),
+        ("registry.example.com", 443, "registry.example.com:5000", False),
+        ("registry.example.org", None, "example.com, other.net", False),
+        ("anything", None, "*", True),
+        ("10.1.2.3", None, "10.0.0.0/8", True),
+        ("10.1.2.3", None, "10.1.2.3", True),
+        ("11.1.2.3", None, "10.0.0.0/8", False),
+        ("127.0.0.1", None, "", False),  # loopback is proxied unless listed, as in requests
+        ("localhost", None, "", False),
+        ("Registry.Example.COM".lower(), None, "EXAMPLE.com", True),
+    ],
+)
+def test_no_proxy_rules(host: str, port: int | None, no_proxy: str, expected: bool) -> None:
+    assert bypass(host, port, no_proxy) is expected
+
+
+def test_proxy_selection_from_the_environment() -> None:
+    env = {"HTTPS_PROXY": "http://upper:3128", "https_proxy": "lower:8080", "NO_PROXY": "skip.me"}
+    proxy = proxy_for("https://reg.example/v2/", env)
+    assert proxy is not None and (proxy.host, proxy.port) == ("lower", 8080)
+    assert proxy_for("https://skip.me/v2/", env) is None
+    assert proxy_for("http://reg.example/", env) is None  # no HTTP_PROXY set
+    assert proxy_for("http://reg.example/", {"ALL_PROXY": "http://all:1"}) is not None
+    assert environment_proxies({"no_proxy": "a", "NO_PROXY": "b"})["no"] == "a"
+    assert "secret" not in repr(proxy_for("https://x/", {"HTTPS_PROXY": "http://u:secret@p:1"}))
