@@ -92,6 +92,17 @@ def fetched(client: RegistryClient, repo: str, digest: str) -> bytes:
     return out.getvalue()
 
 
+def stream_and_fetch_back(proxy: FaultProxy, tmp_path: Path) -> None:
+    """Write DATA while streaming it up through ``proxy``; the registry must return it intact."""
+    repo = unique()
+    growing = GrowingFile(1)
+    with small_chunks(proxy) as client, ThreadPoolExecutor(1) as threads:
+        upload = stream(client, repo, growing, threads)
+        write(tmp_path / "blob", growing)
+        digest = upload.result(60)
+        assert fetched(client, repo, digest) == DATA
+
+
 def test_chunks_leave_before_the_blob_is_complete(proxy: FaultProxy, tmp_path: Path) -> None:
     repo = unique()
     growing = GrowingFile(1)
@@ -128,13 +139,7 @@ def test_failed_chunks_resume_from_the_file(proxy: FaultProxy, tmp_path: Path) -
         return None
 
     proxy.rule = faults
-    repo = unique()
-    growing = GrowingFile(1)
-    with small_chunks(proxy) as client, ThreadPoolExecutor(1) as threads:
-        upload = stream(client, repo, growing, threads)
-        write(tmp_path / "blob", growing)
-        digest = upload.result(60)
-        assert fetched(client, repo, digest) == DATA
+    stream_and_fetch_back(proxy, tmp_path)
     assert proxy.count("GET", "/blobs/uploads/") >= 1  # asked the registry for its Range
     assert set(proxy.faults()) == {"status", "truncate"}
 
@@ -150,13 +155,7 @@ def test_a_lost_session_restarts_from_the_file(proxy: FaultProxy, tmp_path: Path
         return None
 
     proxy.rule = lose_the_session
-    repo = unique()
-    growing = GrowingFile(1)
-    with small_chunks(proxy) as client, ThreadPoolExecutor(1) as threads:
-        upload = stream(client, repo, growing, threads)
-        write(tmp_path / "blob", growing)
-        digest = upload.result(60)
-        assert fetched(client, repo, digest) == DATA
+    stream_and_fetch_back(proxy, tmp_path)
     assert proxy.count("POST", "/blobs/uploads/") == 2  # started again, from the file's start
     assert len(patches) > 11
 
