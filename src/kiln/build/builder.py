@@ -37,7 +37,7 @@ from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context
 from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
-from kiln.errors import ContextError, UsageError
+from kiln.errors import ContextError, DockerfileError, KilnError, StepLocation, UsageError
 from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
 from kiln.registry import Reference
@@ -195,8 +195,8 @@ class Builder:
         base_stage = find_stage(dockerfile.stages, image, before=stage.index)
         if base_stage is not None and not image.isdigit():
             previous = self.results[base_stage.index].state
-            # BuildKit runs ONBUILD triggers of images only; a stage's are dropped.
-            return StageState(config=previous.config.without_onbuild(), layers=previous.layers)
+            # The base stage's own ONBUILD lines stay in the config: they fire in this stage.
+            return StageState(config=previous.config, layers=previous.layers)
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
         wanted = expand_word(stage.from_.platform or "", meta_env) or None
@@ -218,7 +218,9 @@ class Builder:
         label = stage.name or str(stage.index)
         log.info("[stage %s] FROM %s", label, expand_word(stage.from_.image, meta_env))
         state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
-        triggers = trigger_instructions(state.config.onbuild, stage.from_.image)
+        triggers = trigger_instructions(
+            state.config.onbuild, stage.from_.image, dockerfile.filename, stage.from_
+        )
         state = state.with_config(state.config.without_onbuild()) if triggers else state
         instructions = (*triggers, *stage.instructions)
         self.uploads.offer(stage.index, state.layers)
@@ -249,7 +251,12 @@ class Builder:
             result = dispatch(state, instruction, ctx)
             state = result.state
             last = self._rootfs_unread_after(stage, instructions[number:])
-            layer = executor.apply(state, result.effect, last=last) if result.effect else None
+            try:
+                layer = executor.apply(state, result.effect, last=last) if result.effect else None
+            except KilnError as exc:  # say which instruction failed, as BuildKit does
+                if not isinstance(exc, DockerfileError):  # those name FILE:LINE already
+                    exc.at_step(_step(dockerfile.filename, instruction))
+                raise
             state = _record(state, layer, result.history)
             self.uploads.offer(stage.index, state.layers)
         return StageResult(state=state, rootfs=stage_fs.rootfs)
@@ -364,6 +371,11 @@ def _in_background(name: str, function: Callable[..., None], *args: object) -> F
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return future
+
+
+def _step(filename: str, instruction: Instruction) -> StepLocation:
+    """Where ``instruction`` is written: its first line and its text as written."""
+    return StepLocation(filename, instruction.line, instruction.source or instruction.original)
 
 
 def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:
