@@ -35,7 +35,7 @@ from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, 
 from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
-from kiln.context import BuildContext, GitOptions, LocalContext, open_context
+from kiln.context import BuildContext, GitOptions, LocalContext, open_context, within_context
 from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
 from kiln.errors import ContextError, DockerfileError, KilnError, StepLocation, UsageError
 from kiln.fs import StageFilesystem
@@ -44,6 +44,8 @@ from kiln.registry import Reference
 from kiln.sandbox import Runner
 
 log = logging.getLogger("kiln")
+
+_INSIDE_HINT = "symlinks in the context resolve inside it (as in BuildKit), never on the host"
 
 #: Instructions whose effects read or write the rootfs (everything else only changes config).
 _FILESYSTEM_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
@@ -171,9 +173,11 @@ class Builder:
         if self.options.dockerfile == "-":
             return parse(sys.stdin.read(), "Dockerfile (stdin)")
         path = context.dockerfile or context.root / "Dockerfile"
-        if not path.is_file():
-            raise ContextError(f"Dockerfile {path} does not exist")
-        return parse(path.read_text(encoding="utf-8"), str(path))
+        real = within_context(context.root, path)  # a symlink in the context stays inside it
+        if not real.is_file():
+            hint = _INSIDE_HINT if real != path else None
+            raise ContextError(f"Dockerfile {path} does not exist", hint=hint)
+        return parse(real.read_text(encoding="utf-8"), str(path))
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
         env = platform_args(_platform(self.options))

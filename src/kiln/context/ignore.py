@@ -237,13 +237,14 @@ class IgnoreMatcher:
         return cls(tuple(compiled))
 
     @classmethod
-    def from_file(cls, path: Path) -> IgnoreMatcher:
-        """Read and compile an ignore file; errors name the file."""
+    def from_file(cls, path: Path, name: str | None = None) -> IgnoreMatcher:
+        """Read and compile an ignore file; errors name it (``name``, default ``path``)."""
+        shown = name or str(path)
         try:
             text = path.read_bytes().decode("utf-8", "surrogateescape")
         except OSError as exc:
-            raise ContextError(f"cannot read ignore file {path}: {exc.strerror}") from exc
-        return cls.from_lines(text.split("\n"), str(path))
+            raise ContextError(f"cannot read ignore file {shown}: {exc.strerror}") from exc
+        return cls.from_lines(text.split("\n"), shown)
 
     @property
     def has_exclusions(self) -> bool:
