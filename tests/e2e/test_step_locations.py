@@ -57,3 +57,17 @@ def test_failing_run_names_line_and_instruction(
     assert " 3 | >>> RUN echo about to fail && exit 9\n" in stderr
     assert "exit code: 9" in stderr
     assert "RUN echo never" not in stderr
+
+
+def test_missing_base_image_names_its_from_line(registry: RegistryServer, tmp_path: Path) -> None:
+    dockerfile = f"""
+        FROM scratch AS first
+        COPY present.txt /present.txt
+
+        FROM {registry.host}/no/such-image:1
+        COPY --from=first /present.txt /
+    """
+    context = write_context(tmp_path / "ctx", dockerfile, {"present.txt": "here\n"})
+    stderr = _build(registry, context, tmp_path)
+    assert f"{context / 'Dockerfile'}:4\n" in stderr
+    assert f" 4 | >>> FROM {registry.host}/no/such-image:1\n" in stderr

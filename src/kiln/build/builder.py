@@ -221,7 +221,12 @@ class Builder:
     ) -> StageResult:
         label = stage.name or str(stage.index)
         log.info("[stage %s] FROM %s", label, expand_word(stage.from_.image, meta_env))
-        state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
+        try:
+            base = self._base(dockerfile, stage, meta_env)
+        except KilnError as exc:  # a base image that cannot be pulled: point at its FROM
+            _locate(exc, dockerfile.filename, stage.from_)
+            raise
+        state = replace(base, name=stage.name, index=stage.index)
         triggers = trigger_instructions(
             state.config.onbuild, stage.from_.image, dockerfile.filename, stage.from_
         )
@@ -258,8 +263,7 @@ class Builder:
             try:
                 layer = executor.apply(state, result.effect, last=last) if result.effect else None
             except KilnError as exc:  # say which instruction failed, as BuildKit does
-                if not isinstance(exc, DockerfileError):  # those name FILE:LINE already
-                    exc.at_step(_step(dockerfile.filename, instruction))
+                _locate(exc, dockerfile.filename, instruction)
                 raise
             state = _record(state, layer, result.history)
             self.uploads.offer(stage.index, state.layers)
@@ -377,9 +381,14 @@ def _in_background(name: str, function: Callable[..., None], *args: object) -> F
     return future
 
 
-def _step(filename: str, instruction: Instruction) -> StepLocation:
-    """Where ``instruction`` is written: its first line and its text as written."""
-    return StepLocation(filename, instruction.line, instruction.source or instruction.original)
+def _locate(error: KilnError, filename: str, instruction: Instruction) -> None:
+    """Record on ``error`` the instruction it came from: its first line and its text as written.
+
+    A DockerfileError names FILE:LINE in its message already and is left alone.
+    """
+    if not isinstance(error, DockerfileError):
+        text = instruction.source or instruction.original
+        error.at_step(StepLocation(filename, instruction.line, text))
 
 
 def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:
