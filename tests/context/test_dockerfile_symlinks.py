@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kiln.context import open_context
 from tests.context.test_special_files import archive_paths
 from tests.support.tools import run_kiln
 
@@ -107,3 +108,13 @@ def test_a_local_dockerfile_symlink_resolves_inside_the_context(tmp_path: Path) 
     result = _build(tmp_path, str(context))
     assert result.returncode == 0, result.stderr
     assert "a.txt" in archive_paths(tmp_path / "image.tar")
+
+
+def test_links_resolve_inside_a_context_reached_through_a_symlinked_path(tmp_path: Path) -> None:
+    """The context's own path may go through symlinks; links *inside* it still stay inside."""
+    files = {"Dockerfile": "FROM scratch\n", "x.ignore": "secret.txt\n", "secret.txt": "s"}
+    real = _tree(tmp_path / "real", files, {"Dockerfile.dockerignore": "/x.ignore"})
+    os.symlink(real, tmp_path / "via-link")
+    with open_context(str(tmp_path / "via-link")) as context:
+        assert context.ignore.matches("secret.txt")
+        assert context.dockerfile == real / "Dockerfile"

@@ -180,14 +180,15 @@ def _locate_dockerfile(
 def _local(
     root: Path, dockerfile: Path | None, workdir: Path | None, *, remote: bool = False
 ) -> LocalContext:
-    located = _locate_dockerfile(Path(os.path.realpath(root)), dockerfile, workdir, remote=remote)
-    ignore_file = find_ignore_file(root, located)
+    real_root = Path(os.path.realpath(root))  # within_context compares paths under it
+    located = _locate_dockerfile(real_root, dockerfile, workdir, remote=remote)
+    ignore_file = find_ignore_file(real_root, located)
     ignore = (
-        IgnoreMatcher.from_file(within_context(root, ignore_file), name=str(ignore_file))
+        IgnoreMatcher.from_file(within_context(real_root, ignore_file), name=str(ignore_file))
         if ignore_file
         else IgnoreMatcher()
     )
-    return LocalContext(root, ignore, located, ignore_file)
+    return LocalContext(real_root, ignore, located, ignore_file)
 
 
 def _existing_dir(path: Path, spec: str) -> Path:
