@@ -7,12 +7,40 @@ what failed, where, and (when we know one) a hint about what to do.
 
 from __future__ import annotations
 
+from typing import Self
+
+_RULE = "-" * 20
+
+
+class StepLocation:
+    """The Dockerfile instruction a build step came from: file, first line, and its text.
+
+    ``text`` is the instruction as written (continuation lines and heredoc bodies included).
+    A plain class, not a dataclass: this module is imported by every kiln start.
+    """
+
+    __slots__ = ("file", "line", "text")
+
+    def __init__(self, file: str, line: int, text: str) -> None:
+        self.file = file
+        self.line = line
+        self.text = text
+
+    def render(self) -> str:
+        """BuildKit's shape: ``FILE:LINE`` above the instruction's lines, each marked ``>>>``."""
+        lines = self.text.rstrip("\n").split("\n")
+        width = len(str(self.line + len(lines) - 1))
+        body = [f" {self.line + i:>{width}} | >>> {text}" for i, text in enumerate(lines)]
+        return "\n".join([f"{self.file}:{self.line}", _RULE, *body, _RULE])
+
 
 class KilnError(Exception):
     """Base of every error a user can act on.
 
     ``hint`` is an optional sentence telling the user what to do next. ``exit_code`` is the
-    process exit status the CLI uses for this kind of failure.
+    process exit status the CLI uses for this kind of failure. ``step`` is the Dockerfile
+    instruction that was running when the error happened (set by the build loop, see
+    ``at_step``), shown above the message as BuildKit shows it.
     """
 
     exit_code = 1
@@ -21,11 +49,19 @@ class KilnError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.step: StepLocation | None = None
+
+    def at_step(self, step: StepLocation) -> Self:
+        """Record where in the Dockerfile this happened (the first record wins); return self."""
+        if self.step is None:
+            self.step = step
+        return self
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\nhint: {self.hint}"
-        return self.message
+        text = f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+        if self.step is not None:
+            return f"{self.step.render()}\n{text}"
+        return text
 
 
 class UsageError(KilnError):

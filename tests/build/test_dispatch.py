@@ -15,7 +15,7 @@ from kiln.build.effects import CopyEffect, RunEffect, WorkdirEffect
 from kiln.build.onbuild import trigger_instructions
 from kiln.build.platform_args import platform_args, resolve_build_args
 from kiln.build.state import StageState
-from kiln.dockerfile import parse
+from kiln.dockerfile import FromInstruction, parse
 from kiln.errors import DockerfileError
 from kiln.image import ImageConfig
 
@@ -170,13 +170,27 @@ def test_add_effect_keeps_checksum_and_unpack() -> None:
     [("ONBUILD RUN x", "ONBUILD isn't allowed"), ("FROM x", "FROM isn't allowed")],
 )
 def test_onbuild_triggers_refuse_chaining(trigger: str, message: str) -> None:
-    with pytest.raises(DockerfileError, match=message):
-        trigger_instructions((trigger,), "base")
+    with pytest.raises(DockerfileError, match=message) as caught:
+        trigger_instructions((trigger,), "base", "Dockerfile", _child_from())
+    assert (caught.value.file, caught.value.line) == ("Dockerfile", 3)
 
 
-def test_onbuild_triggers_parse_in_order() -> None:
-    parsed = trigger_instructions(("RUN a", "COPY x /y", "ENV K=v"), "base")
+def _child_from() -> FromInstruction:
+    """The FROM of a child stage on line 3 (a trigger is located there, as in BuildKit)."""
+    return parse("FROM base AS parent\n\nFROM parent\n", "Dockerfile").stages[1].from_
+
+
+def test_onbuild_triggers_parse_in_order_located_at_the_child_from() -> None:
+    parsed = trigger_instructions(
+        ("RUN a", "COPY x /y", "ENV K=v"), "base", "Dockerfile", _child_from()
+    )
     assert [i.keyword for i in parsed] == ["RUN", "COPY", "ENV"]
+    assert {(i.line, i.end_line, i.source) for i in parsed} == {(3, 3, "FROM parent\n")}
+
+
+def test_onbuild_trigger_parse_error_names_the_child_from() -> None:
+    with pytest.raises(DockerfileError, match=r"Dockerfile:3: ONBUILD trigger 'COPY' of base"):
+        trigger_instructions(("COPY",), "base", "Dockerfile", _child_from())
 
 
 def test_platform_args_and_env_build_args() -> None:

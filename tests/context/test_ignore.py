@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kiln.context import IgnoreMatcher
+from kiln.context.globbing import compile_glob
 from kiln.errors import ContextError
 
 # (ignore-file text, path, excluded?) -- examples from the Dockerfile reference's
@@ -184,3 +185,43 @@ def test_pruning_is_sound_on_random_pattern_sets() -> None:
                 assert all(matcher.matches(p) for p in below), (lines, directory)
                 checked += 1
     assert checked > 100  # the property was really exercised
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("[Local-Only]", "invalid character class range l-O"),
+        ("docs/[z-a]*", "invalid character class range z-a"),
+        ("[^9-0]", "invalid character class range 9-0"),
+        ("\\q", "invalid escape sequence \\q"),
+        ("a\\8", "invalid escape sequence \\8"),
+        ("\\1x", "invalid escape sequence \\1"),
+        ("[\\b]", "invalid escape sequence \\b"),  # an assertion: not inside a class
+        ("\\é", "invalid escape sequence \\é"),
+        ("\\xzz", "invalid escape sequence \\x"),
+    ],
+)
+def test_patterns_go_regexp_refuses_are_errors_with_their_line(pattern: str, reason: str) -> None:
+    """moby/patternmatcher compiles patterns to Go regexps, which refuse these (Docker fails)."""
+    with pytest.raises(ContextError) as caught:
+        IgnoreMatcher.from_lines(["# comment", "ok.txt", "", pattern], "ctx/.dockerignore")
+    message = caught.value.message
+    assert message == f"ctx/.dockerignore:4: syntax error in pattern: {pattern!r} ({reason})"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["[a-z]", "[a-a]", "\\d", "\\.", "\\*", "[\\d]", "\\b", "\\pL", "\\x41", "\\0", "\\12"],
+)
+def test_patterns_go_regexp_accepts_are_kept(pattern: str) -> None:
+    assert IgnoreMatcher.from_lines([pattern]).patterns[0].text == pattern
+
+
+def test_copy_exclude_patterns_follow_the_same_rules() -> None:
+    with pytest.raises(ContextError, match=r"syntax error in pattern: .\[Local-Only\]."):
+        IgnoreMatcher.from_patterns(["[Local-Only]"])
+
+
+def test_copy_sources_still_accept_an_inverted_range() -> None:
+    """COPY sources use filepath.Match only, where ``[z-a]`` is legal and matches nothing."""
+    assert compile_glob("[z-a]").fullmatch("m") is None

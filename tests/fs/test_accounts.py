@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import BuildError
-from kiln.fs import lookup_chown, lookup_user
+from kiln.fs import lookup_chown, lookup_file_owner, lookup_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -114,3 +114,26 @@ def test_lookup_chown(rootfs: Path, spec: str, expected: tuple[int, int]) -> Non
 def test_lookup_chown_errors(rootfs: Path, spec: str) -> None:
     with pytest.raises(BuildError):
         lookup_chown(rootfs, spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("app", (1000, 1000)),
+        ("svc", (1001, 50)),  # a name: its passwd uid and gid
+        ("1001", (1001, 1001)),  # a number: used for both, as BuildKit's readUser
+        ("4242", (4242, 4242)),
+        ("nosuch", (0, 0)),  # no entry: root, not an error (file operations only)
+        ("nosuch:staff", (0, 50)),
+        ("svc:nosuch", (1001, 50)),  # unknown group: the gid found so far
+        ("app:777", (1000, 777)),
+    ],
+)
+def test_lookup_file_owner(rootfs: Path, spec: str, expected: tuple[int, int]) -> None:
+    assert lookup_file_owner(rootfs, spec) == expected
+
+
+def test_lookup_file_owner_without_account_files(tmp_path: Path) -> None:
+    assert lookup_file_owner(tmp_path, "app:staff") == (0, 0)
+    with pytest.raises(BuildError, match="unable to find user app"):
+        lookup_user(tmp_path, "app")  # RUN still refuses it

@@ -35,15 +35,17 @@ from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, 
 from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
-from kiln.context import BuildContext, GitOptions, LocalContext, open_context
+from kiln.context import BuildContext, GitOptions, LocalContext, open_context, within_context
 from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
-from kiln.errors import ContextError, UsageError
+from kiln.errors import ContextError, DockerfileError, KilnError, StepLocation, UsageError
 from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
 from kiln.registry import Reference
 from kiln.sandbox import Runner
 
 log = logging.getLogger("kiln")
+
+_INSIDE_HINT = "symlinks in the context resolve inside it (as in BuildKit), never on the host"
 
 #: Instructions whose effects read or write the rootfs (everything else only changes config).
 _FILESYSTEM_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
@@ -171,9 +173,11 @@ class Builder:
         if self.options.dockerfile == "-":
             return parse(sys.stdin.read(), "Dockerfile (stdin)")
         path = context.dockerfile or context.root / "Dockerfile"
-        if not path.is_file():
-            raise ContextError(f"Dockerfile {path} does not exist")
-        return parse(path.read_text(encoding="utf-8"), str(path))
+        real = within_context(context.root, path)  # a symlink in the context stays inside it
+        if not real.is_file():
+            hint = _INSIDE_HINT if real != path else None
+            raise ContextError(f"Dockerfile {path} does not exist", hint=hint)
+        return parse(real.read_text(encoding="utf-8"), str(path))
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
         env = platform_args(_platform(self.options))
@@ -195,8 +199,8 @@ class Builder:
         base_stage = find_stage(dockerfile.stages, image, before=stage.index)
         if base_stage is not None and not image.isdigit():
             previous = self.results[base_stage.index].state
-            # BuildKit runs ONBUILD triggers of images only; a stage's are dropped.
-            return StageState(config=previous.config.without_onbuild(), layers=previous.layers)
+            # The base stage's own ONBUILD lines stay in the config: they fire in this stage.
+            return StageState(config=previous.config, layers=previous.layers)
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
         wanted = expand_word(stage.from_.platform or "", meta_env) or None
@@ -217,8 +221,15 @@ class Builder:
     ) -> StageResult:
         label = stage.name or str(stage.index)
         log.info("[stage %s] FROM %s", label, expand_word(stage.from_.image, meta_env))
-        state = replace(self._base(dockerfile, stage, meta_env), name=stage.name, index=stage.index)
-        triggers = trigger_instructions(state.config.onbuild, stage.from_.image)
+        try:
+            base = self._base(dockerfile, stage, meta_env)
+        except KilnError as exc:  # a base image that cannot be pulled: point at its FROM
+            _locate(exc, dockerfile.filename, stage.from_)
+            raise
+        state = replace(base, name=stage.name, index=stage.index)
+        triggers = trigger_instructions(
+            state.config.onbuild, stage.from_.image, dockerfile.filename, stage.from_
+        )
         state = state.with_config(state.config.without_onbuild()) if triggers else state
         instructions = (*triggers, *stage.instructions)
         self.uploads.offer(stage.index, state.layers)
@@ -249,7 +260,11 @@ class Builder:
             result = dispatch(state, instruction, ctx)
             state = result.state
             last = self._rootfs_unread_after(stage, instructions[number:])
-            layer = executor.apply(state, result.effect, last=last) if result.effect else None
+            try:
+                layer = executor.apply(state, result.effect, last=last) if result.effect else None
+            except KilnError as exc:  # say which instruction failed, as BuildKit does
+                _locate(exc, dockerfile.filename, instruction)
+                raise
             state = _record(state, layer, result.history)
             self.uploads.offer(stage.index, state.layers)
         return StageResult(state=state, rootfs=stage_fs.rootfs)
@@ -364,6 +379,16 @@ def _in_background(name: str, function: Callable[..., None], *args: object) -> F
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return future
+
+
+def _locate(error: KilnError, filename: str, instruction: Instruction) -> None:
+    """Record on ``error`` the instruction it came from: its first line and its text as written.
+
+    A DockerfileError names FILE:LINE in its message already and is left alone.
+    """
+    if not isinstance(error, DockerfileError):
+        text = instruction.source or instruction.original
+        error.at_step(StepLocation(filename, instruction.line, text))
 
 
 def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:

@@ -24,6 +24,7 @@ from kiln.fs import (
     GrowingFile,
     SourceFile,
     StageFilesystem,
+    lookup_file_owner,
     lookup_user,
     secure_join,
     write_layer,
@@ -130,12 +131,13 @@ class StageExecutor:
         return self._commit(written)
 
     def workdir(self, effect: WorkdirEffect) -> LayerRef | None:
-        """WORKDIR: create the directory (owned by USER, as Docker does) if it is missing."""
+        """WORKDIR: create the directory (owned by USER, as Docker does) if it is missing.
+
+        An unknown user name gives 0:0 here, as in BuildKit (``lookup_file_owner``).
+        """
         if secure_join(self.rootfs, effect.path).is_dir():
             return self._commit([])  # BuildKit's mkdir -p still makes an (empty) layer
-        uid, gid = 0, 0
-        if effect.user:
-            uid, gid, _ = lookup_user(self.rootfs, effect.user)
+        uid, gid = lookup_file_owner(self.rootfs, effect.user) if effect.user else (0, 0)
         created = self._make_dirs(effect.path, uid, gid)
         return self._commit(created)
 

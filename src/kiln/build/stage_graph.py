@@ -1,15 +1,24 @@
 """Which stages a build needs, in which order.
 
 Why: `--target` names one stage; only the stages it depends on (through `FROM <stage>` and
-`COPY --from=<stage>`) are built, as BuildKit does, so a broken unused stage does not fail the
-build. Stage references are names (case-insensitive) or indexes.
+`COPY --from=<stage>`, also in an ONBUILD trigger of a base stage) are built, as BuildKit does,
+so a broken unused stage does not fail the build. Stage references are names
+(case-insensitive) or indexes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kiln.dockerfile import AddInstruction, CopyInstruction, Dockerfile, Stage, expand_word
+from kiln.build.onbuild import trigger_instructions
+from kiln.dockerfile import (
+    AddInstruction,
+    CopyInstruction,
+    Dockerfile,
+    OnbuildInstruction,
+    Stage,
+    expand_word,
+)
 from kiln.errors import UsageError
 
 
@@ -45,9 +54,13 @@ def stage_dependencies(
     base = find_stage(
         dockerfile.stages, expand_word(stage.from_.image, meta_env), before=stage.index
     )
+    instructions = stage.instructions
     if base is not None:
         deps.append(base)
-    for ins in stage.instructions:
+        triggers = tuple(i.trigger for i in base.instructions if isinstance(i, OnbuildInstruction))
+        fired = trigger_instructions(triggers, base.from_.image, dockerfile.filename, stage.from_)
+        instructions = (*fired, *instructions)  # a trigger may COPY --from another stage
+    for ins in instructions:
         if isinstance(ins, CopyInstruction | AddInstruction) and ins.from_:
             dep = find_stage(dockerfile.stages, ins.from_, before=stage.index)
             if dep is not None:

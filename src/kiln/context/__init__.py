@@ -13,6 +13,7 @@ from kiln.context.giturl import GitOptions, GitSource, parse_git_spec
 from kiln.context.ignore import IgnoreMatcher, IgnorePattern
 from kiln.context.ignorefile import IGNORE_FILE_NAME, find_ignore_file
 from kiln.context.resolve import SourceEntry, SourceMatch, resolve_sources, walk_source
+from kiln.context.scoped import within_context
 from kiln.context.sources import (
     BuildContext,
     ExtractedContext,
@@ -37,4 +38,5 @@ __all__ = [
     "parse_git_spec",
     "resolve_sources",
     "walk_source",
+    "within_context",
 ]

@@ -13,10 +13,14 @@ inside the class, ``-`` and ``]`` must be escaped, a class may not be empty).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from kiln.errors import ContextError
 
 _MAGIC = frozenset("*?[\\")
+
+RangeCheck = Callable[[str, str, str], None]
+EscapeCheck = Callable[[str, int], None]
 
 
 def has_magic(pattern: str) -> bool:
@@ -32,7 +36,7 @@ def bad_pattern(pattern: str) -> ContextError:
     )
 
 
-def _class_char(pattern: str, i: int) -> tuple[str, int]:
+def _class_char(pattern: str, i: int, escape_check: EscapeCheck | None) -> tuple[str, int]:
     """Read one (possibly escaped) character of a class at ``i``, like Go's ``getEsc``."""
     if i >= len(pattern) or pattern[i] in "-]":
         raise bad_pattern(pattern)
@@ -40,14 +44,26 @@ def _class_char(pattern: str, i: int) -> tuple[str, int]:
         i += 1
         if i >= len(pattern):
             raise bad_pattern(pattern)
+        if escape_check is not None:
+            escape_check(pattern, i)
     # Go also insists that something (at least the closing "]") follows.
     if i + 1 >= len(pattern):
         raise bad_pattern(pattern)
     return pattern[i], i + 1
 
 
-def parse_class(pattern: str, start: int) -> tuple[str, int]:
-    """Translate the class whose ``[`` is at ``start - 1``; return (regex, index after ``]``)."""
+def parse_class(
+    pattern: str,
+    start: int,
+    *,
+    range_check: RangeCheck | None = None,
+    escape_check: EscapeCheck | None = None,
+) -> tuple[str, int]:
+    """Translate the class whose ``[`` is at ``start - 1``; return (regex, index after ``]``).
+
+    ``range_check(pattern, lo, hi)`` and ``escape_check(pattern, index)`` may refuse more than
+    Go's ``filepath.Match`` does (``.dockerignore`` patterns: see ``regexpsyntax``).
+    """
     i = start
     negated = i < len(pattern) and pattern[i] == "^"
     if negated:
@@ -58,10 +74,12 @@ def parse_class(pattern: str, start: int) -> tuple[str, int]:
         if i < len(pattern) and pattern[i] == "]" and count > 0:
             i += 1
             break
-        lo, i = _class_char(pattern, i)
+        lo, i = _class_char(pattern, i, escape_check)
         hi = lo
         if pattern[i] == "-":
-            hi, i = _class_char(pattern, i + 1)
+            hi, i = _class_char(pattern, i + 1, escape_check)
+            if range_check is not None:
+                range_check(pattern, lo, hi)
         count += 1
         if lo <= hi:  # Go accepts an inverted range; it simply matches nothing.
             ranges.append(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}")

@@ -17,6 +17,10 @@ is a prefix test; a pattern *starting* with ``**`` and otherwise literal is a su
 ``**.txt`` matches ``a.txt`` and ``x/b.txt``); anything else becomes a regular expression in
 which ``**`` (optionally followed by ``/``) means "any number of directories".
 
+Patterns Docker refuses are refused, with the file and line: what Go's ``filepath.Match``
+rejects (``globbing``) and what Go's regexp compiler then rejects (``regexpsyntax``: a backwards
+class range like ``[Local-Only]``, an unknown escape like ``\\q``).
+
 Deliberate differences from Docker, only for patterns Docker mishandles: ``*`` or ``?`` inside
 ``[...]`` are class members here (Docker splices a regex into the class), and ``\\d`` means a
 literal ``d`` (Docker hands ``\\d`` to its regex engine as "a digit").
@@ -33,8 +37,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kiln.context import globbing
+from kiln.context import globbing, regexpsyntax
 from kiln.context.gopath import clean
+from kiln.context.ignorefile import IGNORE_FILE_NAME
 from kiln.errors import ContextError
 
 _BOM = "\ufeff"
@@ -77,11 +82,14 @@ def _compile(text: str) -> tuple[MatchKind, re.Pattern[str] | None]:
             parts.append("[^/]*" if ch == "*" else "[^/]")
             kind = MatchKind.REGEXP
         elif ch == "\\":
-            parts.append(re.escape(text[i]))  # validated above: never the last character
+            regexpsyntax.check_escape(text, i, in_class=False)  # never the last character
+            parts.append(re.escape(text[i]))
             i += 1
             kind = MatchKind.REGEXP
         elif ch == "[":
-            fragment, i = globbing.parse_class(text, i)
+            fragment, i = globbing.parse_class(
+                text, i, range_check=regexpsyntax.check_range, escape_check=_class_escape
+            )
             parts.append(fragment)
             kind = MatchKind.REGEXP
         elif ch == "]":
@@ -93,6 +101,10 @@ def _compile(text: str) -> tuple[MatchKind, re.Pattern[str] | None]:
     if kind is MatchKind.REGEXP:
         return kind, re.compile("".join(parts))
     return kind, None
+
+
+def _class_escape(text: str, index: int) -> None:
+    regexpsyntax.check_escape(text, index, in_class=True)
 
 
 def _component_matchers(text: str) -> tuple[re.Pattern[str] | None, ...]:
@@ -161,7 +173,12 @@ class IgnorePattern:
 
 def read_patterns(lines: Iterable[str]) -> list[str]:
     """Turn ``.dockerignore`` lines into cleaned patterns (Docker's ``ignorefile.ReadAll``)."""
-    patterns: list[str] = []
+    return [pattern for _, pattern in read_numbered_patterns(lines)]
+
+
+def read_numbered_patterns(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """``read_patterns``, each pattern with its 1-based line number (for error messages)."""
+    patterns: list[tuple[int, str]] = []
     for number, raw in enumerate(lines):
         line = raw.rstrip("\n").removesuffix("\r")
         if number == 0:
@@ -178,7 +195,7 @@ def read_patterns(lines: Iterable[str]) -> list[str]:
             line = clean(line)
             if len(line) > 1 and line.startswith("/"):
                 line = line[1:]
-        patterns.append("!" + line if invert else line)
+        patterns.append((number + 1, "!" + line if invert else line))
     return patterns
 
 
@@ -200,36 +217,34 @@ class IgnoreMatcher:
 
         Raises ContextError for ``!`` alone or a malformed glob.
         """
+        compiled = (_compile_pattern(raw) for raw in patterns)
+        return cls(tuple(pattern for pattern in compiled if pattern is not None))
+
+    @classmethod
+    def from_lines(cls, lines: Iterable[str], source: str = IGNORE_FILE_NAME) -> IgnoreMatcher:
+        """Build from the lines of a ``.dockerignore`` file (comments and blanks allowed).
+
+        An invalid pattern is a ContextError that starts with ``SOURCE:LINE:``.
+        """
         compiled: list[IgnorePattern] = []
-        for raw in patterns:
-            text = raw.strip()
-            if not text:
-                continue
-            text = clean(text)
-            exclusion = text.startswith("!")
-            if exclusion:
-                text = text[1:]
-                if not text:
-                    raise ContextError('illegal exclusion pattern: "!"')
-            compiled.append(IgnorePattern(text, exclusion))
+        for number, raw in read_numbered_patterns(lines):
+            try:
+                pattern = _compile_pattern(raw)
+            except ContextError as exc:
+                raise ContextError(f"{source}:{number}: {exc.message}", hint=exc.hint) from exc
+            if pattern is not None:
+                compiled.append(pattern)
         return cls(tuple(compiled))
 
     @classmethod
-    def from_lines(cls, lines: Iterable[str]) -> IgnoreMatcher:
-        """Build from the lines of a ``.dockerignore`` file (comments and blanks allowed)."""
-        return cls.from_patterns(read_patterns(lines))
-
-    @classmethod
-    def from_file(cls, path: Path) -> IgnoreMatcher:
-        """Read and compile an ignore file; errors name the file."""
+    def from_file(cls, path: Path, name: str | None = None) -> IgnoreMatcher:
+        """Read and compile an ignore file; errors name it (``name``, default ``path``)."""
+        shown = name or str(path)
         try:
             text = path.read_bytes().decode("utf-8", "surrogateescape")
         except OSError as exc:
-            raise ContextError(f"cannot read ignore file {path}: {exc.strerror}") from exc
-        try:
-            return cls.from_lines(text.split("\n"))
-        except ContextError as exc:
-            raise ContextError(f"{path}: {exc.message}", hint=exc.hint) from exc
+            raise ContextError(f"cannot read ignore file {shown}: {exc.strerror}") from exc
+        return cls.from_lines(text.split("\n"), shown)
 
     @property
     def has_exclusions(self) -> bool:
@@ -264,6 +279,20 @@ class IgnoreMatcher:
         path = _normalise(rel_dir)
         elements = [] if path == "." else path.split("/")
         return any(p.exclusion and p.could_match_below(elements) for p in self.patterns)
+
+
+def _compile_pattern(raw: str) -> IgnorePattern | None:
+    """One pattern as patternmatcher's ``New`` takes it (None for a blank one)."""
+    text = raw.strip()
+    if not text:
+        return None
+    text = clean(text)
+    exclusion = text.startswith("!")
+    if exclusion:
+        text = text[1:]
+        if not text:
+            raise ContextError('illegal exclusion pattern: "!"')
+    return IgnorePattern(text, exclusion)
 
 
 def _normalise(rel_path: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kiln.context.scoped import within_context
+
 IGNORE_FILE_NAME = ".dockerignore"
 
 
@@ -18,12 +20,14 @@ def find_ignore_file(context_root: Path, dockerfile: Path | None) -> Path | None
 
     ``dockerfile`` is the path of the Dockerfile as the build will read it (None when it is
     not known, e.g. it comes from stdin): only then is the per-Dockerfile file considered.
+    The path returned is the file as named; a symlink inside the context resolves inside it
+    (read it through ``within_context``).
     """
     if dockerfile is not None:
         specific = dockerfile.with_name(dockerfile.name + IGNORE_FILE_NAME)
-        if specific.is_file():
+        if within_context(context_root, specific).is_file():
             return specific
     generic = context_root / IGNORE_FILE_NAME
-    if generic.is_file():
+    if within_context(context_root, generic).is_file():
         return generic
     return None

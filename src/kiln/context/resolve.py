@@ -20,6 +20,8 @@ Docker's rules, as implemented:
   exists when a ``!`` line re-includes something inside it (Docker sends those parents).
 - Symlinks named by a pattern are followed (scoped to the root); symlinks *inside* a copied
   directory are yielded as themselves by ``walk_source``.
+- Sockets do not exist for COPY (BuildKit does not transfer them): ``COPY .`` skips them and a
+  pattern naming one finds nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
         return sorted(entries, key=lambda entry: os.fsencode(entry.name))
 
 
+def _is_socket(entry: os.DirEntry[str]) -> bool:
+    """A socket is not part of a context: BuildKit's file transfer leaves it out, so ``COPY .``
+    skips it (FIFOs and devices are still sent, and COPY refuses them with a clear error).
+    Only entries that are neither files nor links cost a ``stat``."""
+    if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+        return False
+    return stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode)
+
+
 def _walk(
     ignore: IgnoreMatcher, directory: Path, ctx_prefix: str, out_prefix: str
 ) -> Iterator[tuple[str, Path]]:
@@ -76,6 +87,8 @@ def _walk(
         ctx_rel = ctx_prefix + entry.name
         out_rel = out_prefix + entry.name
         is_dir = entry.is_dir(follow_symlinks=False)
+        if not is_dir and _is_socket(entry):
+            continue
         path = Path(entry.path)
         if not ignore.matches(ctx_rel):
             yield out_rel, path
@@ -109,6 +122,8 @@ def _lookup(context: BuildContext, rel: str) -> SourceMatch | None:
         info = os.stat(real)
     except OSError:
         return None
+    if stat.S_ISSOCK(info.st_mode):
+        return None  # never transferred (see _is_socket)
     is_dir = stat.S_ISDIR(info.st_mode)
     real_rel = _context_rel(root, real)
     for checked in {rel, real_rel}:

@@ -57,3 +57,19 @@ def scoped_resolve(root: Path, rel_path: str, *, follow_final: bool = True) -> P
             current = []
         pending.extend(reversed(_elements(target)))
     return root.joinpath(*current)
+
+
+def within_context(root: Path, path: Path) -> Path:
+    """Where ``path`` really is when it names something inside the context ``root``.
+
+    A path under ``root`` (``root`` joined with a relative name, ``..`` and all) is resolved
+    with ``scoped_resolve``, so a Dockerfile or ``.dockerignore`` that is a symlink to
+    ``/etc/passwd`` or ``../../x`` means a file inside the context (and usually none), never one
+    of the host's: BuildKit reads them from the transferred context the same way. A path
+    elsewhere (``-f /somewhere/Dockerfile``: the user's own file) is returned as it is.
+    """
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path
+    return scoped_resolve(root, rel.as_posix())

@@ -36,7 +36,7 @@ from kiln.context.giturl import GitOptions, is_git_spec, parse_git_spec, redact_
 from kiln.context.ignore import IgnoreMatcher
 from kiln.context.ignorefile import find_ignore_file
 from kiln.context.safetar import extract_tar
-from kiln.context.scoped import scoped_resolve
+from kiln.context.scoped import scoped_resolve, within_context
 from kiln.errors import ContextError
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -164,14 +164,15 @@ def _locate_dockerfile(
 
     For a fetched (remote) context a relative path means a file inside the context first, so
     ``--dockerfile Dockerfile`` with a git context reads the repository's Dockerfile.
+    The path is returned as named; inside the context, read it through ``within_context``.
     """
     if dockerfile is None:
         return root / DEFAULT_DOCKERFILE
     if dockerfile.is_absolute():
         return dockerfile
-    if remote and (root / dockerfile).exists():
+    if remote and within_context(root, root / dockerfile).exists():
         return root / dockerfile
-    if workdir is not None and (workdir / dockerfile).exists():
+    if workdir is not None and within_context(root, workdir / dockerfile).exists():
         return workdir / dockerfile
     return root / dockerfile
 
@@ -179,10 +180,15 @@ def _locate_dockerfile(
 def _local(
     root: Path, dockerfile: Path | None, workdir: Path | None, *, remote: bool = False
 ) -> LocalContext:
-    located = _locate_dockerfile(Path(os.path.realpath(root)), dockerfile, workdir, remote=remote)
-    ignore_file = find_ignore_file(root, located)
-    ignore = IgnoreMatcher.from_file(ignore_file) if ignore_file else IgnoreMatcher()
-    return LocalContext(root, ignore, located, ignore_file)
+    real_root = Path(os.path.realpath(root))  # within_context compares paths under it
+    located = _locate_dockerfile(real_root, dockerfile, workdir, remote=remote)
+    ignore_file = find_ignore_file(real_root, located)
+    ignore = (
+        IgnoreMatcher.from_file(within_context(real_root, ignore_file), name=str(ignore_file))
+        if ignore_file
+        else IgnoreMatcher()
+    )
+    return LocalContext(real_root, ignore, located, ignore_file)
 
 
 def _existing_dir(path: Path, spec: str) -> Path:

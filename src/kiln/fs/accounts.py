@@ -8,6 +8,11 @@ user matches by name or numeric uid; a numeric uid with no passwd entry runs wit
 explicit group replaces the primary gid and then no supplementary groups are added; otherwise
 the supplementary groups are every group in ``/etc/group`` that lists the user's name.
 
+``lookup_file_owner`` follows BuildKit's file operations (``readUser``), which create the
+WORKDIR as the current ``USER``: a number is used as it is for both ids (``USER 1000`` makes
+``1000:1000``), a name is looked up, and a name with no entry (or no passwd/group file) falls
+back to uid 0 / the gid found so far instead of failing. Only RUN refuses an unknown user.
+
 ``lookup_chown`` follows the Dockerfile reference for ``--chown``: names are looked up, numbers
 are used as they are, and "a username without groupname or a UID without GID will use the same
 numeric UID as the GID".
@@ -67,6 +72,27 @@ def lookup_user(rootfs: Path, spec: str) -> tuple[int, int, tuple[int, ...]]:
         return uid, _resolve_group(rootfs, group_arg), ()
     supplementary = tuple(g.gid for g in read_group(rootfs) if name and name in g.members)
     return uid, gid, supplementary
+
+
+def lookup_file_owner(rootfs: Path, spec: str) -> tuple[int, int]:
+    """The ``(uid, gid)`` a file operation run as ``USER spec`` gives what it creates."""
+    user_arg, _, group_arg = spec.partition(":")
+    uid = gid = 0
+    number = _parse_id(user_arg)
+    if number is not None:
+        uid = gid = number
+    else:
+        found = [u for u in read_passwd(rootfs) if u.name == user_arg]
+        if found:
+            uid, gid = found[0].uid, found[0].gid
+    if group_arg:
+        number = _parse_id(group_arg)
+        if number is not None:
+            gid = number
+        else:
+            groups = [g.gid for g in read_group(rootfs) if g.name == group_arg]
+            gid = groups[0] if groups else gid
+    return uid, gid
 
 
 def lookup_chown(rootfs: Path, spec: str) -> tuple[int, int]:
