@@ -98,10 +98,15 @@ class SandboxError(KilnError):
 
 
 class RunFailedError(KilnError):
-    """A RUN step exited non-zero. ``status`` is its exit status (128+N for signal N)."""
+    """A RUN step exited non-zero. ``status`` is its exit status (128+N for signal N).
+
+    The CLI exits with that same status, as Kaniko, buildah and classic `docker build` do: CI
+    scripts test it (a failing test suite run in a RUN step keeps its exit code).
+    """
 
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         self.status = status
+        self.exit_code = status if 0 < status < 256 else 1
         super().__init__(message, hint=hint)
 
 

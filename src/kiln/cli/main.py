@@ -25,13 +25,16 @@ def make_parser() -> argparse.ArgumentParser:
     """The top-level parser with its subcommands."""
     import argparse
 
-    from kiln.cli.build_command import add_build_parser
+    from kiln.cli.build_command import EXIT_STATUS_HELP, add_build_parser
+    from kiln.cli.flags import FlagParser
     from kiln.cli.parse_command import add_parse_parser
     from kiln.cli.registry_commands import add_registry_parsers
 
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="kiln",
         description="Build container images from Dockerfiles without a daemon or privileges.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version="kiln 0.1.0")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
