@@ -111,7 +111,8 @@ class Builder:
         self.build_args = resolve_build_args(options.build_args)
         self.results: dict[int, StageResult] = {}
         self.target_index: int | None = None  # the stage the image is, once known
-        self.created = _timestamp(options)
+        self.epoch = source_date_epoch(options)  # None: not --reproducible
+        self.created = _timestamp(self.epoch)
         self._runner: Runner | None = None
         self._teardown: Future[None] | None = None  # see _teardown_early
         self._runner_lock = threading.Lock()
@@ -157,7 +158,7 @@ class Builder:
             1 if self.inplace else (self.options.jobs or default_jobs()),  # one `/` at a time
         )
         final = self.results[target.index].state
-        config = final.config
+        config = final.config.with_created(self.created)  # this build's time, not the base's
         if self.options.labels:
             config = config.with_labels(dict(self.options.labels))
         image = assemble(config, final.layers, self.options.image_format)
@@ -230,7 +231,7 @@ class Builder:
             lambda ref: self._source(dockerfile, stage, context, ref),
             dockerfile.filename,
             self.workspace.scratch,
-            self.options.source_date_epoch if self.options.reproducible else None,
+            self.epoch,
             compression=self.options.compression,
             compression_level=self.options.compression_level,
             follow=lambda: self.uploads.follow(stage.index),
@@ -313,7 +314,7 @@ class Builder:
             write_layout(image, options.oci_layout_path, tag or "latest", store)
         if options.digest_file is not None:
             options.digest_file.write_text(image.digest)
-        log.info("Built image %s", image.digest)
+        log.info("Built image; manifest digest %s", image.digest)
 
     def _teardown_early(self) -> None:
         """Unmount and delete the stages' directories on another thread while the outputs are
@@ -378,17 +379,31 @@ def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | N
     return replace(state, config=config, layers=(*state.layers, layer))
 
 
-def _timestamp(options: BuildOptions) -> str:
-    if options.reproducible:
-        epoch = options.source_date_epoch or int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-        moment = datetime.fromtimestamp(epoch, UTC)
-    else:
-        moment = datetime.now(UTC)
-    return (
-        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if not options.reproducible
-        else (moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    )
+def source_date_epoch(options: BuildOptions) -> int | None:
+    """The time a ``--reproducible`` build pretends to run at (None without it).
+
+    ``source_date_epoch`` if given, else ``$SOURCE_DATE_EPOCH``, else 0 (Kaniko's choice). It is
+    the image's ``created``, every history entry's, and the upper bound of every file time in
+    the layers written, so the same inputs give the same digest anywhere, at any time.
+    """
+    if not options.reproducible:
+        return None
+    if options.source_date_epoch is not None:
+        return options.source_date_epoch
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip() or "0"
+    if not text.isdigit():
+        raise UsageError(
+            f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds since 1970",
+            hint="set it to an integer such as $(git log -1 --format=%ct), or unset it for 0",
+        )
+    return int(text)
+
+
+def _timestamp(epoch: int | None) -> str:
+    """RFC 3339 UTC: the build's start, or ``epoch`` (whole seconds) when reproducible."""
+    if epoch is None:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _platform(options: BuildOptions, override: str | None = None) -> tuple[str, str, str | None]:

@@ -101,6 +101,7 @@ class StageExecutor:
             uid=uid,
             gid=gid,
             groups=groups,
+            stdout=2,  # kiln's stderr: stdout carries only the digest a script captures
         )
         status = self.runner.run(spec)
         if status != 0:
