@@ -7,25 +7,56 @@ what failed, where, and (when we know one) a hint about what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A build option that would fix an error: its ``BuildOptions``/``RegistryOptions`` field
+    name and, when known, the value to give it (a list for fields holding several values).
+
+    Why data and not text: the same error reaches people through two doors. The CLI spells a
+    remedy as a flag (``--insecure-registry HOST``), the Python API as a keyword argument
+    (``insecure_registries=['HOST']``); each edge renders it (see ``KilnError.render``).
+    """
+
+    option: str
+    value: object = None  # None: the hint says what to give
+
+    def as_keyword(self) -> str:
+        """The Python API's spelling, ``option=value`` (the default rendering)."""
+        return f"{self.option}={'...' if self.value is None else repr(self.value)}"
+
 
 class KilnError(Exception):
     """Base of every error a user can act on.
 
-    ``hint`` is an optional sentence telling the user what to do next. ``exit_code`` is the
-    process exit status the CLI uses for this kind of failure.
+    ``hint`` is an optional sentence telling the user what to do next; ``{0}``, ``{1}``, ... in
+    it stand for ``remedies`` (options that would fix the error), spelled by whoever shows the
+    error: ``str()`` gives the Python API's keyword arguments, the CLI gives flags. ``exit_code``
+    is the process exit status the CLI uses for this kind of failure.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, remedies: Sequence[Remedy] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.remedies = tuple(remedies)
+
+    def render(self, spell: Callable[[Remedy], str] = Remedy.as_keyword) -> str:
+        """The message, and the hint with each remedy spelled by ``spell``."""
+        hint = self.hint
+        if hint and self.remedies:
+            hint = hint.format(*(spell(remedy) for remedy in self.remedies))
+        return f"{self.message}\nhint: {hint}" if hint else self.message
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\nhint: {self.hint}"
-        return self.message
+        return self.render()
 
 
 class UsageError(KilnError):
@@ -75,6 +106,7 @@ class RegistryError(KilnError):
         status: int | None = None,
         code: str | None = None,
         hint: str | None = None,
+        remedies: Sequence[Remedy] = (),
     ) -> None:
         self.reference = reference
         self.status = status
@@ -82,7 +114,7 @@ class RegistryError(KilnError):
         detail = f"{reference}: {message}"
         if status is not None:
             detail += f" (HTTP {status}{', ' + code if code else ''})"
-        super().__init__(detail, hint=hint)
+        super().__init__(detail, hint=hint, remedies=remedies)
 
 
 class AuthError(RegistryError):
@@ -108,6 +140,28 @@ class RunFailedError(KilnError):
         self.status = status
         self.exit_code = status if 0 < status < 256 else 1
         super().__init__(message, hint=hint)
+
+
+class ResourceError(KilnError):
+    """The machine ran out of something while kiln wrote or opened files: disk space or quota
+    (ENOSPC, EDQUOT), file descriptors (EMFILE, ENFILE) or memory (ENOMEM).
+
+    ``directory`` is where kiln was writing and ``what`` what it was writing, so the user knows
+    which filesystem to enlarge (or which option points elsewhere).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        directory: str | None,
+        what: str,
+        hint: str | None = None,
+        remedies: Sequence[Remedy] = (),
+    ) -> None:
+        self.directory = directory
+        self.what = what
+        super().__init__(message, hint=hint, remedies=remedies)
 
 
 class BuildError(KilnError):

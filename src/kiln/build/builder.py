@@ -30,6 +30,7 @@ from kiln.build.platform_args import platform_args, resolve_build_args
 from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.publish import check_compression, check_push_permissions, write_name_files
 from kiln.build.registries import RegistryPool
+from kiln.build.resources import resource_errors
 from kiln.build.stage_filesystems import StageFilesystems
 from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, target_stage
 from kiln.build.stage_scheduler import default_jobs, run_stages
@@ -201,13 +202,21 @@ class Builder:
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
         wanted = expand_word(stage.from_.platform or "", meta_env) or None
-        config, layers = fetch_base_image(
-            image, self.pool, self.workspace.store, _platform(self.options, wanted)
-        )
+        store = self.workspace.store
+        with resource_errors(f"the blobs of {image}", store.root, self._store_option):
+            config, layers = fetch_base_image(
+                image, self.pool, store, _platform(self.options, wanted)
+            )
         return StageState(config=config, layers=layers)
 
+    @property
+    def _store_option(self) -> str:
+        """The option that chose where blobs are kept (for a disk-full hint)."""
+        return "cache_dir" if self.options.cache_dir is not None else "work_dir"
+
     def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> StageFilesystem:
-        return self.filesystems.create(layers, label)
+        with resource_errors(f"the files of stage {label}", self.workspace.root):
+            return self.filesystems.create(layers, label)
 
     def _build_stage(
         self,
@@ -250,7 +259,11 @@ class Builder:
             result = dispatch(state, instruction, ctx)
             state = result.state
             last = self._rootfs_unread_after(stage, instructions[number:])
-            layer = executor.apply(state, result.effect, last=last) if result.effect else None
+            layer = None
+            if result.effect:
+                what = f"the files of step {number} ({instruction.keyword}) of stage {label}"
+                with resource_errors(what, self.workspace.root):
+                    layer = executor.apply(state, result.effect, last=last)
             state = _record(state, layer, result.history)
             self.uploads.offer(stage.index, state.layers)
         return StageResult(state=state, rootfs=stage_fs.rootfs)
@@ -308,12 +321,15 @@ class Builder:
                 options.image_name_tag_with_digest_file,
             )
         if options.tar_path is not None:
-            write_tarball(image, options.tar_path, options.destinations, store)
+            with resource_errors("the image tarball", options.tar_path.parent, "tar_path"):
+                write_tarball(image, options.tar_path, options.destinations, store)
         if options.oci_layout_path is not None:
             tag = Reference.parse(options.destinations[0]).tag if options.destinations else None
-            write_layout(image, options.oci_layout_path, tag or "latest", store)
+            with resource_errors("the OCI layout", options.oci_layout_path, "oci_layout_path"):
+                write_layout(image, options.oci_layout_path, tag or "latest", store)
         if options.digest_file is not None:
-            options.digest_file.write_text(image.digest)
+            with resource_errors("the digest file", options.digest_file.parent, "digest_file"):
+                options.digest_file.write_text(image.digest)
         log.info("Built image; manifest digest %s", image.digest)
 
     def _teardown_early(self) -> None:
