@@ -38,7 +38,7 @@ from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context
 from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
-from kiln.errors import ContextError, UsageError
+from kiln.errors import ContextError, Remedy, UsageError
 from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
 from kiln.registry import Reference
@@ -80,7 +80,13 @@ def build(options: BuildOptions) -> BuildResult:
     if not options.destinations and not options.no_push:
         raise UsageError(
             "no destination given",
-            hint="pass --destination/-t REF, or --no-push with --tar-path/--oci-layout-path",
+            hint="give {0}, or {1} with {2} and/or {3}",
+            remedies=(
+                Remedy("destinations", ["REGISTRY/REPO:TAG"]),
+                Remedy("no_push", True),
+                Remedy("tar_path", "FILE"),
+                Remedy("oci_layout_path", "DIR"),
+            ),
         )
     inplace = inplace_reason(options.isolation)  # then `/` is the root: kiln works in kiln_dir
     work_dir = options.work_dir or (options.kiln_dir if inplace else None)

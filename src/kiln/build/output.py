@@ -16,7 +16,7 @@ from pathlib import Path
 from kiln.build.publish import Blob, Publication, config_blob, publish
 from kiln.build.registries import RegistryPool
 from kiln.build.state import LayerRef
-from kiln.errors import UsageError
+from kiln.errors import Remedy, UsageError
 from kiln.fs import BlobStore
 from kiln.image import (
     Descriptor,
@@ -81,7 +81,8 @@ def _layer_media_type(media_type: str, fmt: str) -> str:
     if fmt != "oci" and "zstd" in media_type:
         raise UsageError(
             "the image has zstd-compressed layers, which Docker v2 schema 2 cannot describe",
-            hint="add --image-format oci",
+            hint="add {0}",
+            remedies=(Remedy("image_format", "oci"),),
         )
     return media_type
 
@@ -147,5 +148,6 @@ def write_layout(image: AssembledImage, path: Path, tag: str | None, store: Blob
     if image.manifest_media_type == mediatypes.DOCKER_MANIFEST:
         log.info(
             "The layout holds a Docker v2 schema 2 manifest (as the pushed image); skopeo and "
-            "umoci read only OCI manifests from a layout: build with --image-format oci for them"
+            "umoci read only OCI manifests from a layout: build with the OCI image format "
+            "(image format oci) for them"
         )
