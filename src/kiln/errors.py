@@ -52,7 +52,10 @@ class KilnError(Exception):
         """The message, and the hint with each remedy spelled by ``spell``."""
         hint = self.hint
         if hint and self.remedies:
-            hint = hint.format(*(spell(remedy) for remedy in self.remedies))
+            try:
+                hint = hint.format(*(spell(remedy) for remedy in self.remedies))
+            except (IndexError, KeyError, ValueError):  # a malformed template: show the names
+                hint = f"{hint} ({', '.join(spell(remedy) for remedy in self.remedies)})"
         return f"{self.message}\nhint: {hint}" if hint else self.message
 
     def __str__(self) -> str:

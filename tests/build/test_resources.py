@@ -73,3 +73,17 @@ def test_the_option_that_chose_the_directory_is_named() -> None:
 def test_remedy_spellings(remedy: Remedy, flag: str, keyword: str) -> None:
     assert as_flag(remedy) == flag
     assert keyword in remedy.as_keyword()
+
+
+def test_push_permission_hint_keeps_a_plain_hint_with_braces() -> None:
+    from kiln.build.publish import _template
+    from kiln.errors import AuthError
+
+    plain = AuthError("denied", reference="r/x", hint="scope {repository:x:push} refused")
+    wrapped = ResourceError("m", directory=None, what="w", hint=_template(plain) + " {0}",
+                            remedies=(Remedy("skip_push_permission_check", True),))  # fmt: skip
+    assert render_for_cli(wrapped) == (
+        "m\nhint: scope {repository:x:push} refused --skip-push-permission-check"
+    )
+    broken = ResourceError("m", directory=None, what="w", hint="{2}", remedies=(Remedy("a"),))
+    assert str(broken) == "m\nhint: {2} (a=...)"

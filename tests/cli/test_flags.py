@@ -139,3 +139,22 @@ def test_help_documents_exit_statuses() -> None:
     assert "exit status:" in result.stdout
     assert "a RUN step exited with status N" in result.stdout
     assert "exit status:" in run_kiln("--help").stdout
+
+
+def test_boolean_values_reach_the_build(tmp_path: Path) -> None:
+    """`--no-push=false` really means push (so a destination is needed); `=true` builds."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    refused = run_kiln("build", "--no-push=false", str(tmp_path))
+    assert refused.returncode == 2
+    assert "no destination given" in refused.stderr
+    assert "hint: give --destination REGISTRY/REPO:TAG, or --no-push with --tar-path FILE" in (
+        refused.stderr
+    )
+    digests = []
+    for spelling in ("--reproducible=true", "--reproducible"):
+        built = run_kiln("build", "--no-push=true", spelling, str(tmp_path))
+        assert built.returncode == 0, built.stderr
+        digests.append(built.stdout)
+    assert digests[0] == digests[1]
+    later = run_kiln("build", "--no-push", "--reproducible=false", str(tmp_path))
+    assert later.returncode == 0 and later.stdout != digests[0]  # created: the build's time

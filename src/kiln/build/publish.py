@@ -127,10 +127,16 @@ def check_push_permissions(destinations: Sequence[str], pool: RegistryPool) -> N
                 reference=str(ref),
                 status=exc.status,
                 code=exc.code,
-                hint=(exc.hint + "; or " if exc.hint else "")
+                hint=(_template(exc) + "; or " if exc.hint else "")
                 + f"skip this check with {{{len(exc.remedies)}}}",
                 remedies=(*exc.remedies, Remedy("skip_push_permission_check", True)),
             ) from exc
+
+
+def _template(exc: RegistryError) -> str:
+    """``exc``'s hint as a template to extend (braces of a plain hint escaped)."""
+    hint = exc.hint or ""
+    return hint if exc.remedies else hint.replace("{", "{{").replace("}", "}}")
 
 
 def check_compression(image_format: str, compression: str, level: int | None) -> None:
