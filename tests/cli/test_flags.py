@@ -139,6 +139,8 @@ def test_help_documents_exit_statuses() -> None:
     assert "exit status:" in result.stdout
     assert "a RUN step exited with status N" in result.stdout
     assert "exit status:" in run_kiln("--help").stdout
+    assert "[--no-push[=true|false]]" in result.stdout  # the value is never a separate word
+    assert "\n  --reproducible[=true|false]\n" in result.stdout
 
 
 def test_boolean_values_reach_the_build(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from kiln.build.options import BuildOptions
-from kiln.cli.flags import BooleanFlag, FlagParser
+from kiln.cli.flags import BooleanFlag, FlagHelpFormatter, FlagParser
 from kiln.cli.registry_flags import (
     add_push_extras,
     add_registry_flags,
@@ -36,7 +36,11 @@ exit status:
 """
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(
+    FlagHelpFormatter,
+    argparse.ArgumentDefaultsHelpFormatter,
+    argparse.RawDescriptionHelpFormatter,
+):
     """Defaults shown after each flag; the exit-status table kept as written."""
 
 
@@ -141,13 +145,21 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
         "--tar-path",
         type=Path,
         metavar="FILE",
-        help="also write a docker-archive tarball (loadable by docker/podman load)",
+        help="also write a docker-archive tarball (docker/podman load), which is an OCI archive "
+        "of the same manifest too: `kiln push FILE` pushes the digest the build printed",
     )
     g.add_argument(
-        "--oci-layout-path", type=Path, metavar="DIR", help="also write an OCI image layout"
+        "--oci-layout-path",
+        type=Path,
+        metavar="DIR",
+        help="also write an OCI image layout holding the same manifest (its media types are "
+        "--image-format's; skopeo and umoci read only oci ones from a layout)",
     )
     g.add_argument(
-        "--digest-file", type=Path, metavar="FILE", help="write the image manifest digest here"
+        "--digest-file",
+        type=Path,
+        metavar="FILE",
+        help="write the image manifest digest here (also printed on stdout)",
     )
     g.add_argument(
         "--label",
@@ -165,7 +177,8 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--reproducible",
         action=BooleanFlag,
-        help="clamp timestamps in the config and layers to SOURCE_DATE_EPOCH (default 0)",
+        help="the config's and history's created times are SOURCE_DATE_EPOCH (default 0) and "
+        "file times in the layers are clamped to it: the same inputs give the same digest",
     )
 
 

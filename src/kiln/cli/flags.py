@@ -13,7 +13,7 @@ status 2; Kaniko flags kiln does not implement get a sentence saying so.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
 #: Kaniko executor flags kiln does not implement (yet), and what they are, for a clear refusal.
@@ -43,7 +43,7 @@ class BooleanFlag(argparse.Action):
 
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
         kwargs.setdefault("default", False)
-        kwargs.setdefault("metavar", "true|false")
+        kwargs.setdefault("metavar", "=true|false")  # shown glued: --flag[=true|false]
         super().__init__(option_strings, dest, nargs="?", const=True, type=parse_bool, **kwargs)
 
     def __call__(
@@ -56,6 +56,25 @@ class BooleanFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+class FlagHelpFormatter(argparse.HelpFormatter):
+    """Shows a boolean as `--flag[=true|false]`: its value is never a separate word."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, BooleanFlag):
+            return ", ".join(f"{name}[=true|false]" for name in action.option_strings)
+        return super()._format_action_invocation(action)
+
+    def _format_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None,
+    ) -> str:
+        text = super()._format_usage(usage, actions, groups, prefix)
+        return text.replace(" [=true|false]", "[=true|false]")
+
+
 class FlagParser(argparse.ArgumentParser):
     """``ArgumentParser`` without prefix matching, with ``BooleanFlag`` rewriting (see module).
 
@@ -65,6 +84,7 @@ class FlagParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", FlagHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]

@@ -26,15 +26,18 @@ def make_parser() -> argparse.ArgumentParser:
     import argparse
 
     from kiln.cli.build_command import EXIT_STATUS_HELP, add_build_parser
-    from kiln.cli.flags import FlagParser
+    from kiln.cli.flags import FlagHelpFormatter, FlagParser
     from kiln.cli.parse_command import add_parse_parser
     from kiln.cli.registry_commands import add_registry_parsers
+
+    class _TopHelp(FlagHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Boolean flags as --flag[=true|false]; the exit-status table as written."""
 
     parser = FlagParser(
         prog="kiln",
         description="Build container images from Dockerfiles without a daemon or privileges.",
         epilog=EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_TopHelp,
     )
     parser.add_argument("--version", action="version", version="kiln 0.1.0")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
