@@ -55,9 +55,7 @@ def test_layer_write_hits_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "no space left on the device while writing a layer blob in " in lines[0]
     assert str(small_disk) in lines[0]
-    assert "hint: free space there, or point --work-dir at a larger filesystem" in (
-        result.stderr
-    )
+    assert "hint: free space there, or point --work-dir at a larger filesystem" in (result.stderr)
     assert result.stdout == ""
     assert list(small_disk.iterdir()) == []  # the partial blob and the workspace are gone
 
@@ -67,9 +65,7 @@ def test_copy_into_the_rootfs_hits_a_full_disk(small_disk: Path, tmp_path: Path)
     result = run_kiln("build", "--no-push", "--work-dir", str(small_disk), str(context))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "no space left on the device while writing the files of step 1 (COPY)" in (
-        result.stderr
-    )
+    assert "no space left on the device while writing the files of step 1 (COPY)" in (result.stderr)
     assert list(small_disk.iterdir()) == []
 
 
