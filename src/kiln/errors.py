@@ -7,6 +7,8 @@ what failed, where, and (when we know one) a hint about what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Self
 
 _RULE = "-" * 20
@@ -34,21 +36,44 @@ class StepLocation:
         return "\n".join([f"{self.file}:{self.line}", _RULE, *body, _RULE])
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """A build option that would fix an error: its ``BuildOptions``/``RegistryOptions`` field
+    name and, when known, the value to give it (a list for fields holding several values).
+
+    Why data and not text: the same error reaches people through two doors. The CLI spells a
+    remedy as a flag (``--insecure-registry HOST``), the Python API as a keyword argument
+    (``insecure_registries=['HOST']``); each edge renders it (see ``KilnError.render``).
+    """
+
+    option: str
+    value: object = None  # None: the hint says what to give
+
+    def as_keyword(self) -> str:
+        """The Python API's spelling, ``option=value`` (the default rendering)."""
+        return f"{self.option}={'...' if self.value is None else repr(self.value)}"
+
+
 class KilnError(Exception):
     """Base of every error a user can act on.
 
-    ``hint`` is an optional sentence telling the user what to do next. ``exit_code`` is the
-    process exit status the CLI uses for this kind of failure. ``step`` is the Dockerfile
+    ``hint`` is an optional sentence telling the user what to do next; ``{0}``, ``{1}``, ... in
+    it stand for ``remedies`` (options that would fix the error), spelled by whoever shows the
+    error: ``str()`` gives the Python API's keyword arguments, the CLI gives flags. ``exit_code``
+    is the process exit status the CLI uses for this kind of failure. ``step`` is the Dockerfile
     instruction that was running when the error happened (set by the build loop, see
     ``at_step``), shown above the message as BuildKit shows it.
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, remedies: Sequence[Remedy] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.remedies = tuple(remedies)
         self.step: StepLocation | None = None
 
     def at_step(self, step: StepLocation) -> Self:
@@ -57,11 +82,21 @@ class KilnError(Exception):
             self.step = step
         return self
 
-    def __str__(self) -> str:
-        text = f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+    def render(self, spell: Callable[[Remedy], str] = Remedy.as_keyword) -> str:
+        """The step (if known), the message, and the hint with each remedy spelled by ``spell``."""
+        hint = self.hint
+        if hint and self.remedies:
+            try:
+                hint = hint.format(*(spell(remedy) for remedy in self.remedies))
+            except (IndexError, KeyError, ValueError):  # a malformed template: show the names
+                hint = f"{hint} ({', '.join(spell(remedy) for remedy in self.remedies)})"
+        text = f"{self.message}\nhint: {hint}" if hint else self.message
         if self.step is not None:
             return f"{self.step.render()}\n{text}"
         return text
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class UsageError(KilnError):
@@ -111,6 +146,7 @@ class RegistryError(KilnError):
         status: int | None = None,
         code: str | None = None,
         hint: str | None = None,
+        remedies: Sequence[Remedy] = (),
     ) -> None:
         self.reference = reference
         self.status = status
@@ -118,7 +154,7 @@ class RegistryError(KilnError):
         detail = f"{reference}: {message}"
         if status is not None:
             detail += f" (HTTP {status}{', ' + code if code else ''})"
-        super().__init__(detail, hint=hint)
+        super().__init__(detail, hint=hint, remedies=remedies)
 
 
 class AuthError(RegistryError):
@@ -134,11 +170,38 @@ class SandboxError(KilnError):
 
 
 class RunFailedError(KilnError):
-    """A RUN step exited non-zero. ``status`` is its exit status (128+N for signal N)."""
+    """A RUN step exited non-zero. ``status`` is its exit status (128+N for signal N).
+
+    The CLI exits with that same status, as Kaniko, buildah and classic `docker build` do: CI
+    scripts test it (a failing test suite run in a RUN step keeps its exit code).
+    """
 
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         self.status = status
+        self.exit_code = status if 0 < status < 256 else 1
         super().__init__(message, hint=hint)
+
+
+class ResourceError(KilnError):
+    """The machine ran out of something while kiln wrote or opened files: disk space or quota
+    (ENOSPC, EDQUOT), file descriptors (EMFILE, ENFILE) or memory (ENOMEM).
+
+    ``directory`` is where kiln was writing and ``what`` what it was writing, so the user knows
+    which filesystem to enlarge (or which option points elsewhere).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        directory: str | None,
+        what: str,
+        hint: str | None = None,
+        remedies: Sequence[Remedy] = (),
+    ) -> None:
+        self.directory = directory
+        self.what = what
+        super().__init__(message, hint=hint, remedies=remedies)
 
 
 class BuildError(KilnError):

@@ -99,7 +99,7 @@ def xattr_base(
 
 def _build(registry: RegistryServer, context: Path, out: Path, snapshotter: str) -> Path:
     result = run_kiln(
-        "build", "--no-push", "--oci-layout-path", str(out / "oci"),
+        "build", "--no-push", "--oci-layout-path", str(out / "oci"), "--image-format", "oci",
         "--insecure-registry", registry.host, "--snapshotter", snapshotter,
         "--work-dir", str(out / "work"), "-v", "debug", str(context),
     )  # fmt: skip

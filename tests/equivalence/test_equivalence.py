@@ -63,6 +63,7 @@ def build_with_kiln(
             dockerfile=prepared.context / "Dockerfile",
             no_push=True,
             oci_layout_path=out,
+            image_format="oci",  # umoci reads OCI manifests only
             insecure_registries=[reg],
             build_args=build_args,
             target=case.target,

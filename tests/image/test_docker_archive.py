@@ -42,6 +42,7 @@ def _write(path: Path, image: SampleImage, tags: list[str], blobs: DictBlobs | N
         layers=[(layer.digest, layer.diff_id) for layer in image.layers],
         blobs=blobs,
         repo_tags=tags,
+        manifest=image.manifest,
     )
 
 
@@ -59,8 +60,8 @@ def test_archive_has_docker_save_layout(tmp_path: Path) -> None:
     path = tmp_path / "image.tar"
     _write(path, image, ["example.com/app:1.0", "localhost:5000/app:latest"])
     files = _members(path)
-    config_name = digest_of(image.config).split(":")[1] + ".json"
-    layer_names = [f"{layer.diff_id.split(':')[1]}/layer.tar" for layer in image.layers]
+    config_name = "blobs/sha256/" + digest_of(image.config).split(":")[1]
+    layer_names = [f"blobs/sha256/{layer.digest.split(':')[1]}" for layer in image.layers]
     assert json.loads(files["manifest.json"]) == [
         {
             "Config": config_name,
@@ -70,12 +71,18 @@ def test_archive_has_docker_save_layout(tmp_path: Path) -> None:
     ]
     assert files[config_name] == image.config
     for layer, name in zip(image.layers, layer_names, strict=True):
-        assert files[name] == layer.tar  # stored uncompressed
+        assert files[name] == layer.blob  # the blob the manifest names, as stored
     top = image.layers[-1].diff_id.split(":")[1]
     assert json.loads(files["repositories"]) == {
         "example.com/app": {"1.0": top},
         "localhost:5000/app": {"latest": top},
     }
+    # It is also an OCI layout holding the manifest itself.
+    assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
+    (entry,) = json.loads(files["index.json"])["manifests"]
+    assert entry["digest"] == digest_of(image.manifest)
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "1.0"
+    assert files["blobs/sha256/" + entry["digest"].split(":")[1]] == image.manifest
 
 
 def test_repeated_layer_is_stored_once(tmp_path: Path) -> None:
@@ -86,8 +93,25 @@ def test_repeated_layer_is_stored_once(tmp_path: Path) -> None:
     manifest = json.loads(files["manifest.json"])[0]
     assert len(manifest["Layers"]) == 3
     assert manifest["Layers"][0] == manifest["Layers"][2]
-    assert sum(name.endswith("layer.tar") for name in files) == 2
+    with tarfile.open(path) as archive:
+        names = archive.getnames()
+    assert len(names) == len(set(names))
+    assert {BASE_LAYER.blob, APP_LAYER.blob} <= set(files.values())
     assert "repositories" not in files
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")
+def test_skopeo_reads_it_as_an_oci_archive_with_the_same_digest(tmp_path: Path) -> None:
+    image = make_image((BASE_LAYER, APP_LAYER))  # OCI media types: skopeo reads the layout part
+    path = tmp_path / "image.tar"
+    _write(path, image, ["example.com/app:1.0"])
+    out = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{path}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    assert out == image.manifest
 
 
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")

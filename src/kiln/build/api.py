@@ -7,6 +7,7 @@ caller never has to know that they live in a nested value.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -48,7 +49,7 @@ def build_image(
     build_kwargs = {k: v for k, v in options.items() if k in _BUILD_FIELDS}
     unknown = set(options) - set(registry_kwargs) - set(build_kwargs)
     if unknown:
-        raise UsageError(f"unknown build option(s): {', '.join(sorted(unknown))}")
+        raise _unknown_options(sorted(unknown))
     for key in _PATH_FIELDS & set(build_kwargs):
         if build_kwargs[key] is not None:
             build_kwargs[key] = Path(build_kwargs[key])
@@ -62,9 +63,43 @@ def build_image(
             context=str(context),
             dockerfile=str(dockerfile) if dockerfile is not None else None,
             destinations=tuple(destinations),
-            build_args=dict(build_args or {}),
-            labels=dict(labels or {}),
+            build_args=_string_mapping(
+                build_args, "build_args", "{'VERSION': '1.2', 'PROXY': None}"
+            ),
+            labels=_string_mapping(labels, "labels", "{'team': 'builders'}"),
             registry=RegistryOptions(**registry_kwargs),
             **build_kwargs,
         )
+    )
+
+
+def _string_mapping(value: object, name: str, example: str) -> dict[str, Any]:
+    """``value`` as a dict of str to str (``build_args`` also to None: take the environment's
+    value), or a UsageError saying what was expected; a list of "K=V" strings is not guessed at."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(
+            f"{name} must be a mapping of names to values, not {type(value).__name__}",
+            hint=f"pass e.g. {name}={example}",
+        )
+    allowed: tuple[type, ...] = (str, type(None)) if name == "build_args" else (str,)
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, allowed):
+            wanted = "a string or None" if name == "build_args" else "a string"
+            raise UsageError(
+                f"{name}[{key!r}] = {item!r}: each name must be a string and each value {wanted}",
+                hint=f"pass e.g. {name}={example}",
+            )
+    return dict(value)
+
+
+def _unknown_options(names: list[str]) -> UsageError:
+    """Name the keyword arguments kiln does not know, with the closest known ones."""
+    known = sorted(_BUILD_FIELDS | _REGISTRY_FIELDS | {"dockerfile", "destinations"})
+    close = {n: difflib.get_close_matches(n, known, n=1) for n in names}
+    guesses = [f"{n} -> {match[0]}" for n, match in close.items() if match]
+    return UsageError(
+        f"unknown build option(s): {', '.join(names)}",
+        hint=f"did you mean: {'; '.join(guesses)}" if guesses else None,
     )

@@ -30,6 +30,7 @@ from kiln.build.platform_args import platform_args, resolve_build_args
 from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.publish import check_compression, check_push_permissions, write_name_files
 from kiln.build.registries import RegistryPool
+from kiln.build.resources import resource_errors
 from kiln.build.stage_filesystems import StageFilesystems
 from kiln.build.stage_graph import build_order, find_stage, stage_dependencies, target_stage
 from kiln.build.stage_scheduler import default_jobs, run_stages
@@ -37,7 +38,14 @@ from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context, within_context
 from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
-from kiln.errors import ContextError, DockerfileError, KilnError, StepLocation, UsageError
+from kiln.errors import (
+    ContextError,
+    DockerfileError,
+    KilnError,
+    Remedy,
+    StepLocation,
+    UsageError,
+)
 from kiln.fs import StageFilesystem
 from kiln.image import HistoryEntry, ImageConfig
 from kiln.registry import Reference
@@ -81,7 +89,13 @@ def build(options: BuildOptions) -> BuildResult:
     if not options.destinations and not options.no_push:
         raise UsageError(
             "no destination given",
-            hint="pass --destination/-t REF, or --no-push with --tar-path/--oci-layout-path",
+            hint="give {0}, or {1} with {2} and/or {3}",
+            remedies=(
+                Remedy("destinations", ["REGISTRY/REPO:TAG"]),
+                Remedy("no_push", True),
+                Remedy("tar_path", "FILE"),
+                Remedy("oci_layout_path", "DIR"),
+            ),
         )
     inplace = inplace_reason(options.isolation)  # then `/` is the root: kiln works in kiln_dir
     work_dir = options.work_dir or (options.kiln_dir if inplace else None)
@@ -113,7 +127,8 @@ class Builder:
         self.build_args = resolve_build_args(options.build_args)
         self.results: dict[int, StageResult] = {}
         self.target_index: int | None = None  # the stage the image is, once known
-        self.created = _timestamp(options)
+        self.epoch = source_date_epoch(options)  # None: not --reproducible
+        self.created = _timestamp(self.epoch)
         self._runner: Runner | None = None
         self._teardown: Future[None] | None = None  # see _teardown_early
         self._runner_lock = threading.Lock()
@@ -159,7 +174,7 @@ class Builder:
             1 if self.inplace else (self.options.jobs or default_jobs()),  # one `/` at a time
         )
         final = self.results[target.index].state
-        config = final.config
+        config = final.config.with_created(self.created)  # this build's time, not the base's
         if self.options.labels:
             config = config.with_labels(dict(self.options.labels))
         image = assemble(config, final.layers, self.options.image_format)
@@ -204,13 +219,21 @@ class Builder:
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
         wanted = expand_word(stage.from_.platform or "", meta_env) or None
-        config, layers = fetch_base_image(
-            image, self.pool, self.workspace.store, _platform(self.options, wanted)
-        )
+        store = self.workspace.store
+        with resource_errors(f"the blobs of {image}", store.root, self._store_option):
+            config, layers = fetch_base_image(
+                image, self.pool, store, _platform(self.options, wanted)
+            )
         return StageState(config=config, layers=layers)
 
+    @property
+    def _store_option(self) -> str:
+        """The option that chose where blobs are kept (for a disk-full hint)."""
+        return "cache_dir" if self.options.cache_dir is not None else "work_dir"
+
     def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> StageFilesystem:
-        return self.filesystems.create(layers, label)
+        with resource_errors(f"the files of stage {label}", self.workspace.root):
+            return self.filesystems.create(layers, label)
 
     def _build_stage(
         self,
@@ -241,7 +264,7 @@ class Builder:
             lambda ref: self._source(dockerfile, stage, context, ref),
             dockerfile.filename,
             self.workspace.scratch,
-            self.options.source_date_epoch if self.options.reproducible else None,
+            self.epoch,
             compression=self.options.compression,
             compression_level=self.options.compression_level,
             follow=lambda: self.uploads.follow(stage.index),
@@ -260,11 +283,15 @@ class Builder:
             result = dispatch(state, instruction, ctx)
             state = result.state
             last = self._rootfs_unread_after(stage, instructions[number:])
-            try:
-                layer = executor.apply(state, result.effect, last=last) if result.effect else None
-            except KilnError as exc:  # say which instruction failed, as BuildKit does
-                _locate(exc, dockerfile.filename, instruction)
-                raise
+            layer = None
+            if result.effect:
+                what = f"the files of step {number} ({instruction.keyword}) of stage {label}"
+                try:
+                    with resource_errors(what, self.workspace.root):
+                        layer = executor.apply(state, result.effect, last=last)
+                except KilnError as exc:  # say which instruction failed, as BuildKit does
+                    _locate(exc, dockerfile.filename, instruction)
+                    raise
             state = _record(state, layer, result.history)
             self.uploads.offer(stage.index, state.layers)
         return StageResult(state=state, rootfs=stage_fs.rootfs)
@@ -322,13 +349,16 @@ class Builder:
                 options.image_name_tag_with_digest_file,
             )
         if options.tar_path is not None:
-            write_tarball(image, options.tar_path, options.destinations, store)
+            with resource_errors("the image tarball", options.tar_path.parent, "tar_path"):
+                write_tarball(image, options.tar_path, options.destinations, store)
         if options.oci_layout_path is not None:
             tag = Reference.parse(options.destinations[0]).tag if options.destinations else None
-            write_layout(image, options.oci_layout_path, tag or "latest", store)
+            with resource_errors("the OCI layout", options.oci_layout_path, "oci_layout_path"):
+                write_layout(image, options.oci_layout_path, tag or "latest", store)
         if options.digest_file is not None:
-            options.digest_file.write_text(image.digest)
-        log.info("Built image %s", image.digest)
+            with resource_errors("the digest file", options.digest_file.parent, "digest_file"):
+                options.digest_file.write_text(image.digest)
+        log.info("Built image; manifest digest %s", image.digest)
 
     def _teardown_early(self) -> None:
         """Unmount and delete the stages' directories on another thread while the outputs are
@@ -403,17 +433,31 @@ def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | N
     return replace(state, config=config, layers=(*state.layers, layer))
 
 
-def _timestamp(options: BuildOptions) -> str:
-    if options.reproducible:
-        epoch = options.source_date_epoch or int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-        moment = datetime.fromtimestamp(epoch, UTC)
-    else:
-        moment = datetime.now(UTC)
-    return (
-        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if not options.reproducible
-        else (moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    )
+def source_date_epoch(options: BuildOptions) -> int | None:
+    """The time a ``--reproducible`` build pretends to run at (None without it).
+
+    ``source_date_epoch`` if given, else ``$SOURCE_DATE_EPOCH``, else 0 (Kaniko's choice). It is
+    the image's ``created``, every history entry's, and the upper bound of every file time in
+    the layers written, so the same inputs give the same digest anywhere, at any time.
+    """
+    if not options.reproducible:
+        return None
+    if options.source_date_epoch is not None:
+        return options.source_date_epoch
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip() or "0"
+    if not text.isdigit():
+        raise UsageError(
+            f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds since 1970",
+            hint="set it to an integer such as $(git log -1 --format=%ct), or unset it for 0",
+        )
+    return int(text)
+
+
+def _timestamp(epoch: int | None) -> str:
+    """RFC 3339 UTC: the build's start, or ``epoch`` (whole seconds) when reproducible."""
+    if epoch is None:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _platform(options: BuildOptions, override: str | None = None) -> tuple[str, str, str | None]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from kiln.build.effects import CopyEffect, Effect, RunEffect, WorkdirEffect
+from kiln.build.resources import resource_errors
 from kiln.build.run_files import RunFiles
 from kiln.build.state import LayerRef, StageState
 from kiln.context import BuildContext
@@ -102,6 +103,7 @@ class StageExecutor:
             uid=uid,
             gid=gid,
             groups=groups,
+            stdout=2,  # kiln's stderr: stdout carries only the digest a script captures
         )
         status = self.runner.run(spec)
         if status != 0:
@@ -162,20 +164,21 @@ class StageExecutor:
             # BuildKit still gives every RUN/COPY/ADD/WORKDIR step a layer, empty or not, so
             # layer counts (and history) match `docker build`.
             log.info("No files changed in this step; writing an empty layer, as Docker does")
-        fd, name = tempfile.mkstemp(suffix=".layer", dir=self.scratch_dir)  # stages run in parallel
-        os.close(fd)
-        tmp = Path(name)
-        info = write_layer(
-            root,
-            changes,
-            tmp,
-            compression=self.compression,
-            level=self.compression_level,
-            source_date_epoch=self.source_date_epoch,
-            sources=deferred,
-            growing=self.follow() if self.follow is not None else None,
-        )
-        self.store.add_file(tmp, info.digest)
+        with resource_errors("a layer blob", self.scratch_dir):  # a partial blob is removed
+            fd, name = tempfile.mkstemp(suffix=".layer", dir=self.scratch_dir)  # parallel stages
+            os.close(fd)
+            tmp = Path(name)
+            info = write_layer(
+                root,
+                changes,
+                tmp,
+                compression=self.compression,
+                level=self.compression_level,
+                source_date_epoch=self.source_date_epoch,
+                sources=deferred,
+                growing=self.follow() if self.follow is not None else None,
+            )
+            self.store.add_file(tmp, info.digest)
         self.fs.committed(info.diff_id)
         media_type = (
             mediatypes.OCI_LAYER_ZSTD

@@ -16,7 +16,7 @@ from pathlib import Path
 from kiln.build.publish import Blob, Publication, config_blob, publish
 from kiln.build.registries import RegistryPool
 from kiln.build.state import LayerRef
-from kiln.errors import UsageError
+from kiln.errors import Remedy, UsageError
 from kiln.fs import BlobStore
 from kiln.image import (
     Descriptor,
@@ -81,7 +81,8 @@ def _layer_media_type(media_type: str, fmt: str) -> str:
     if fmt != "oci" and "zstd" in media_type:
         raise UsageError(
             "the image has zstd-compressed layers, which Docker v2 schema 2 cannot describe",
-            hint="add --image-format oci",
+            hint="add {0}",
+            remedies=(Remedy("image_format", "oci"),),
         )
     return media_type
 
@@ -121,12 +122,19 @@ def write_tarball(
         layers=[(layer.digest, layer.diff_id) for layer in image.layers],
         blobs=store,
         repo_tags=tags,
+        manifest=image.manifest,
+        manifest_media_type=image.manifest_media_type,
     )
-    log.info("Wrote image tarball %s", path)
+    log.info("Wrote image tarball %s (manifest digest %s)", path, image.digest)
 
 
 def write_layout(image: AssembledImage, path: Path, tag: str | None, store: BlobStore) -> None:
-    """An OCI image layout directory (created, or extended with this image)."""
+    """An OCI image layout directory (created, or extended with this image).
+
+    It holds the very manifest the build printed and pushed, media types included: a layout of a
+    `--image-format docker` build lists a Docker manifest, which `kiln push` and Kaniko-style
+    tools read but skopeo and umoci do not; `--image-format oci` is how to get OCI media types.
+    """
     write_oci_layout(
         path,
         manifest=image.manifest,
@@ -136,4 +144,10 @@ def write_layout(image: AssembledImage, path: Path, tag: str | None, store: Blob
         layer_digests=[layer.digest for layer in image.layers],
         tag=tag,
     )
-    log.info("Wrote OCI layout %s", path)
+    log.info("Wrote OCI layout %s (manifest digest %s)", path, image.digest)
+    if image.manifest_media_type == mediatypes.DOCKER_MANIFEST:
+        log.info(
+            "The layout holds a Docker v2 schema 2 manifest (as the pushed image); skopeo and "
+            "umoci read only OCI manifests from a layout: build with the OCI image format "
+            "(image format oci) for them"
+        )

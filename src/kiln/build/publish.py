@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kiln.build.registries import TRANSFER_THREADS, RegistryPool
-from kiln.errors import AuthError, RegistryError, UsageError
+from kiln.errors import AuthError, RegistryError, Remedy, UsageError
 from kiln.image import digest_of, mediatypes
 from kiln.registry import Reference
 
@@ -96,6 +96,7 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
             status=exc.status,
             code=exc.code,
             hint=exc.hint,
+            remedies=exc.remedies,
         ) from exc
     try:
         client.put_manifest(ref.repository, ref.reference, item.manifest, item.manifest_media_type)
@@ -126,8 +127,16 @@ def check_push_permissions(destinations: Sequence[str], pool: RegistryPool) -> N
                 reference=str(ref),
                 status=exc.status,
                 code=exc.code,
-                hint=(exc.hint or "") + "; or skip this check with --skip-push-permission-check",
+                hint=(_template(exc) + "; or " if exc.hint else "")
+                + f"skip this check with {{{len(exc.remedies)}}}",
+                remedies=(*exc.remedies, Remedy("skip_push_permission_check", True)),
             ) from exc
+
+
+def _template(exc: RegistryError) -> str:
+    """``exc``'s hint as a template to extend (braces of a plain hint escaped)."""
+    hint = exc.hint or ""
+    return hint if exc.remedies else hint.replace("{", "{{").replace("}", "}}")
 
 
 def check_compression(image_format: str, compression: str, level: int | None) -> None:
@@ -136,11 +145,17 @@ def check_compression(image_format: str, compression: str, level: int | None) ->
         raise UsageError(f"unknown compression {compression!r}", hint="use gzip or zstd")
     if compression == "zstd" and image_format != "oci":
         raise UsageError(
-            "zstd layers need OCI media types", hint="add --image-format oci, or use gzip"
+            "zstd layers need OCI media types",
+            hint="add {0}, or use {1}",
+            remedies=(Remedy("image_format", "oci"), Remedy("compression", "gzip")),
         )
     top = 9 if compression == "gzip" else 19
     if level is not None and not 1 <= level <= top:
-        raise UsageError(f"--compression-level for {compression} must be 1..{top}, not {level}")
+        raise UsageError(
+            f"the compression level for {compression} must be 1..{top}, not {level}",
+            hint="set {0} to 1.." + str(top),
+            remedies=(Remedy("compression_level"),),
+        )
 
 
 def write_name_files(

@@ -2,8 +2,11 @@
 
 Why: `kiln build --no-push --oci-layout-path/--tar-path` saves an image; CI often pushes it in a
 later step. An OCI layout is pushed with its exact manifest bytes (so the digest stays the one
-the build printed); a docker-archive holds uncompressed layers and no manifest, so its layers are
-gzip-compressed (deterministically) and a Docker v2s2 manifest is made for them.
+the build printed). A `kiln build --tar-path` archive is an OCI layout too (``index.json`` and
+the manifest blob next to ``manifest.json``, as Docker 25's `docker save` writes it), so it is
+pushed the same way, digest unchanged. Only an archive without ``index.json`` (an older
+`docker save`) has no manifest to keep: its layers are gzip-compressed (deterministically) and a
+Docker v2s2 manifest is made for them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def load_saved(source: Path, scratch: Path, tag: str | None = None) -> Publicati
     if (source / "index.json").is_file():
         return _from_layout(source, tag)
     if source.is_file():
+        layout = _layout_in_archive(source, scratch / "layout")
+        if layout is not None:
+            return _from_layout(layout, tag)
         return _from_archive(source, scratch)
     raise UsageError(
         f"{source} is neither an OCI image layout (no index.json) nor a docker-archive tarball"
@@ -74,6 +80,41 @@ def _from_layout(layout: Path, tag: str | None) -> Publication:
     )
     media_type = manifest.get("mediaType") or entry.get("mediaType") or mediatypes.OCI_MANIFEST
     return Publication(blobs, manifest_bytes, media_type, digest_of(manifest_bytes))
+
+
+def _layout_in_archive(path: Path, target: Path) -> Path | None:
+    """Extract the OCI layout a tarball holds (``index.json``, ``oci-layout``, ``blobs/``) into
+    ``target``; None if it holds none. Nothing else is extracted, and no member is trusted to
+    name its own path: only ``blobs/sha256/<64 hex>`` and the two files are written."""
+    try:
+        with tarfile.open(path) as archive:
+            names = set(archive.getnames())
+            if "index.json" not in names:
+                return None
+            (target / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            for member in archive.getmembers():
+                if not member.isfile() or not _is_layout_member(member.name):
+                    continue
+                source = archive.extractfile(member)
+                if source is None:
+                    continue
+                with source, (target / member.name).open("wb") as out:
+                    shutil.copyfileobj(source, out, 1024 * 1024)
+    except (OSError, tarfile.TarError) as exc:
+        raise UsageError(f"{path} is not a readable image archive: {exc}") from None
+    return target
+
+
+def _is_layout_member(name: str) -> bool:
+    if name in ("index.json", "oci-layout"):
+        return True
+    prefix = "blobs/sha256/"
+    hexdigest = name[len(prefix) :]
+    return (
+        name.startswith(prefix)
+        and len(hexdigest) == 64
+        and all(c in "0123456789abcdef" for c in hexdigest)
+    )
 
 
 def _from_archive(path: Path, scratch: Path) -> Publication:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from pathlib import Path
 
 from kiln.build.options import BuildOptions
+from kiln.cli.flags import BooleanFlag, FlagHelpFormatter, FlagParser
 from kiln.cli.registry_flags import (
     add_push_extras,
     add_registry_flags,
@@ -21,19 +23,43 @@ from kiln.errors import UsageError
 
 VERBOSITIES = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
 
+#: The exit statuses, for `--help` (README.md has the same table).
+EXIT_STATUS_HELP = """\
+exit status:
+  0        success; stdout holds only the image's manifest digest (sha256:...)
+  1        the build failed (Dockerfile, context, registry, sandbox, disk full, ...);
+           the last `ERRO` line on stderr says why
+  2        usage error: unknown or malformed flag, contradictory options
+  N        a RUN step exited with status N (128+S if killed by signal S), as Kaniko,
+           buildah and `docker build` report it; so 1 and 2 can also come from a RUN
+  130      interrupted (Ctrl-C)
+"""
 
-def add_build_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+class _HelpFormatter(
+    FlagHelpFormatter,
+    argparse.ArgumentDefaultsHelpFormatter,
+    argparse.RawDescriptionHelpFormatter,
+):
+    """Defaults shown after each flag; the exit-status table kept as written."""
+
+
+def add_build_parser(subparsers: argparse._SubParsersAction[FlagParser]) -> None:
     """Register `build` and its Kaniko-compatible alias `executor`."""
     parser = subparsers.add_parser(
         "build",
         aliases=["executor"],
         help="build an image from a Dockerfile and a context",
-        description=(
+        description=textwrap.fill(
             "Build an image from a Dockerfile and a build context, then push it to every "
             "destination and/or save it. Accepts `docker build` flags (-t, -f, positional "
-            "CONTEXT) and Kaniko executor flags (--context, --dockerfile, --destination)."
+            "CONTEXT) and Kaniko executor flags (--context, --dockerfile, --destination). "
+            "Boolean flags take --flag, --flag=true or --flag=false; flag names must be "
+            "spelled in full.",
+            width=78,
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=_HelpFormatter,
     )
     _add_source_flags(parser)
     _add_output_flags(parser)
@@ -113,19 +139,27 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
         help="registry reference to push to, e.g. reg.example/app:1 (repeatable)",
     )
     g.add_argument(
-        "--no-push", action="store_true", help="build but do not push (use with --tar-path etc.)"
+        "--no-push", action=BooleanFlag, help="build but do not push (use with --tar-path etc.)"
     )
     g.add_argument(
         "--tar-path",
         type=Path,
         metavar="FILE",
-        help="also write a docker-archive tarball (loadable by docker/podman load)",
+        help="also write a docker-archive tarball (docker/podman load), which is an OCI archive "
+        "of the same manifest too: `kiln push FILE` pushes the digest the build printed",
     )
     g.add_argument(
-        "--oci-layout-path", type=Path, metavar="DIR", help="also write an OCI image layout"
+        "--oci-layout-path",
+        type=Path,
+        metavar="DIR",
+        help="also write an OCI image layout holding the same manifest (its media types are "
+        "--image-format's; skopeo and umoci read only oci ones from a layout)",
     )
     g.add_argument(
-        "--digest-file", type=Path, metavar="FILE", help="write the image manifest digest here"
+        "--digest-file",
+        type=Path,
+        metavar="FILE",
+        help="write the image manifest digest here (also printed on stdout)",
     )
     g.add_argument(
         "--label",
@@ -142,8 +176,9 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reproducible",
-        action="store_true",
-        help="clamp timestamps in the config and layers to SOURCE_DATE_EPOCH (default 0)",
+        action=BooleanFlag,
+        help="the config's and history's created times are SOURCE_DATE_EPOCH (default 0) and "
+        "file times in the layers are clamped to it: the same inputs give the same digest",
     )
 
 
@@ -220,34 +255,22 @@ def _add_inplace_flags(g: argparse._ArgumentGroup) -> None:
     )
     g.add_argument(
         "--ignore-var-run",
-        type=_boolean,
-        nargs="?",
-        const=True,
+        action=BooleanFlag,
         default=True,
-        metavar="BOOL",
         help="inplace: keep /var/run out of resets and snapshots (--ignore-var-run=false to "
         "include it)",
     )
     g.add_argument(
         "--force",
-        action="store_true",
+        action=BooleanFlag,
         help="inplace: build over / even when kiln cannot tell it runs in a container",
     )
     g.add_argument(
         "--cleanup",
-        action="store_true",
+        action=BooleanFlag,
         help="inplace: put the container's filesystem back when the build ends (also after "
         "a failure), so another build can run in the same container",
     )
-
-
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
 
 
 def _pairs(items: list[str], flag: str, from_env: bool) -> dict[str, str | None]:

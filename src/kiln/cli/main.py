@@ -25,13 +25,19 @@ def make_parser() -> argparse.ArgumentParser:
     """The top-level parser with its subcommands."""
     import argparse
 
-    from kiln.cli.build_command import add_build_parser
+    from kiln.cli.build_command import EXIT_STATUS_HELP, add_build_parser
+    from kiln.cli.flags import FlagHelpFormatter, FlagParser
     from kiln.cli.parse_command import add_parse_parser
     from kiln.cli.registry_commands import add_registry_parsers
 
-    parser = argparse.ArgumentParser(
+    class _TopHelp(FlagHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """Boolean flags as --flag[=true|false]; the exit-status table as written."""
+
+    parser = FlagParser(
         prog="kiln",
         description="Build container images from Dockerfiles without a daemon or privileges.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=_TopHelp,
     )
     parser.add_argument("--version", action="version", version="kiln 0.1.0")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -49,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm_up(early)  # the sandbox boots on another core while kiln loads itself
     import logging
 
+    from kiln.build.resources import describe, exc_directory, is_resource_error
     from kiln.build.rootless import rerun_rootless, wants_user_namespace
     from kiln.cli.build_command import options_from_args
+    from kiln.cli.hints import render_for_cli
     from kiln.cli.logging_setup import setup_logging
     from kiln.cli.parse_command import run_parse_command
     from kiln.cli.registry_commands import run_registry_command
@@ -83,8 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(getattr(args, "verbosity", "info"))
             return run_registry_command(args)
     except KilnError as exc:
-        log.error("%s", exc)
+        log.error("%s", render_for_cli(exc))  # hints name flags, not keyword arguments
         return exc.exit_code
+    except (OSError, MemoryError) as exc:  # out of disk/fds/memory where no writer said what
+        if not is_resource_error(exc):
+            raise
+        log.error("%s", render_for_cli(describe(exc, "kiln's files", exc_directory(exc))))
+        return 1
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from kiln.build.describe import describe_dockerfile
+from kiln.cli.flags import BooleanFlag, FlagParser
 
 
-def add_parse_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parse_parser(subparsers: argparse._SubParsersAction[FlagParser]) -> None:
     """Register `kiln parse`."""
     parser = subparsers.add_parser(
         "parse",
@@ -26,7 +27,7 @@ def add_parse_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         ),
     )
     parser.add_argument("dockerfile", metavar="DOCKERFILE", help="path of the Dockerfile")
-    parser.add_argument("--compact", action="store_true", help="one line of JSON, no indent")
+    parser.add_argument("--compact", action=BooleanFlag, help="one line of JSON, no indent")
 
 
 def run_parse_command(args: argparse.Namespace) -> int:

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 from kiln.build.registry_commands import login, push_saved, warm
+from kiln.cli.flags import BooleanFlag, FlagParser
 from kiln.cli.registry_flags import add_registry_flags, add_tls_flags, registry_options_from_args
 from kiln.errors import UsageError
 
 
 def add_registry_parsers(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: argparse._SubParsersAction[FlagParser],
 ) -> None:
     """Register `login`, `warm` and `push`."""
     p = subparsers.add_parser(
@@ -29,7 +30,7 @@ def add_registry_parsers(
     p.add_argument("registry", metavar="REGISTRY", help="registry host[:port], e.g. ghcr.io")
     p.add_argument("-u", "--username", required=True, help="user name")
     p.add_argument(
-        "--password-stdin", action="store_true", required=True, help="read the password from stdin"
+        "--password-stdin", action=BooleanFlag, required=True, help="read the password from stdin"
     )
     add_tls_flags(p.add_argument_group("TLS"))
 
@@ -77,6 +78,8 @@ def run_registry_command(args: argparse.Namespace) -> int:
     """Run `login`, `warm` or `push`; return the exit status."""
     options = registry_options_from_args(args)
     if args.command == "login":
+        if not args.password_stdin:
+            raise UsageError("kiln login reads the password from standard input only")
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("no password on standard input")

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from kiln.build.options import RegistryOptions
+from kiln.cli.flags import BooleanFlag
 from kiln.errors import UsageError
 
 
 def add_tls_flags(g: argparse._ArgumentGroup) -> None:
     """Plain HTTP, TLS verification, CA files and client certificates."""
-    g.add_argument("--insecure", action="store_true", help="push over plain HTTP")
-    g.add_argument("--insecure-pull", action="store_true", help="pull over plain HTTP")
+    g.add_argument("--insecure", action=BooleanFlag, help="push over plain HTTP")
+    g.add_argument("--insecure-pull", action=BooleanFlag, help="pull over plain HTTP")
     g.add_argument(
         "--insecure-registry",
         action="append",
@@ -28,11 +29,11 @@ def add_tls_flags(g: argparse._ArgumentGroup) -> None:
         "must speak HTTPS",
     )
     g.add_argument(
-        "--skip-tls-verify", action="store_true", help="do not verify TLS certificates on push"
+        "--skip-tls-verify", action=BooleanFlag, help="do not verify TLS certificates on push"
     )
     g.add_argument(
         "--skip-tls-verify-pull",
-        action="store_true",
+        action=BooleanFlag,
         help="do not verify TLS certificates on pull",
     )
     g.add_argument(
@@ -81,7 +82,7 @@ def add_registry_flags(g: argparse._ArgumentGroup) -> None:
     )
     g.add_argument(
         "--skip-default-registry-fallback",
-        action="store_true",
+        action=BooleanFlag,
         help="when mirrors are configured, fail instead of pulling from the original registry",
     )
     g.add_argument(
@@ -100,12 +101,12 @@ def add_push_extras(g: argparse._ArgumentGroup) -> None:
     """Kaniko's push-related flags of `kiln build`."""
     g.add_argument(
         "--push-ignore-immutable-tag-errors",
-        action="store_true",
+        action=BooleanFlag,
         help="treat a registry's refusal to overwrite an immutable tag as success",
     )
     g.add_argument(
         "--skip-push-permission-check",
-        action="store_true",
+        action=BooleanFlag,
         help="do not check push access to every destination before building",
     )
     g.add_argument(

@@ -1,11 +1,15 @@
 """Writing an image as a ``docker save`` tarball (``docker load``, ``podman load``, skopeo).
 
-Why: the classic archive is what a machine without a registry can load. The layout follows
-``docker save`` before Docker 25: ``manifest.json``, ``<config-hex>.json``, one
-``<diff-id-hex>/layer.tar`` per layer (uncompressed, as every loader accepts) and a legacy
-``repositories`` file. Layers are stream-decompressed twice -- once to learn the size the tar
-header needs and verify both digests, once to write -- so memory stays bounded and no temporary
-copy of a layer is made. The archive appears atomically at ``path``.
+Why: the classic archive is what a machine without a registry can load, and CI pushes it in a
+later step (``kiln push``). The layout follows ``docker save`` of Docker 25: every file is a blob
+under ``blobs/sha256/``, named by its digest; ``manifest.json`` (and the legacy ``repositories``)
+list the config and layer blobs for loaders that read the classic format, and ``oci-layout`` +
+``index.json`` + the image manifest make the same tar an OCI image layout. Layers are stored as
+the very blobs the image manifest names (compressed: every loader decompresses them), so the
+archive holds the image whose digest the build printed, and pushing it gives that digest back.
+Each layer is streamed once to verify its digest and diff ID (zstd is refused: ``docker load``
+cannot read it) and once into the archive; no copy is made, memory stays bounded, and the
+archive appears atomically at ``path``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from kiln.image.blobs import BlobReader
 from kiln.image.config import ImageConfig
 from kiln.image.digest import digest_hex, digest_of
 from kiln.image.errors import ImageFormatError
-from kiln.image.uncompressed import measure_layer, open_uncompressed
+from kiln.image.manifest import parse_manifest
+from kiln.image.mediatypes import OCI_INDEX
+from kiln.image.oci_layout import LAYOUT_VERSION
+from kiln.image.uncompressed import measure_layer
 
 
 def write_docker_archive(
@@ -32,45 +39,78 @@ def write_docker_archive(
     layers: Sequence[tuple[str, str]],
     blobs: BlobReader,
     repo_tags: Sequence[str] = (),
+    manifest: bytes | None = None,
+    manifest_media_type: str | None = None,
 ) -> None:
     """Write a ``docker save``-format tar of one image to ``path``.
 
     ``layers`` lists ``(blob_digest, diff_id)`` pairs, base first; the diff IDs must equal the
     config's ``rootfs.diff_ids``. ``repo_tags`` are written as given (``name:tag``).
+    ``manifest`` (the image manifest naming exactly these blobs) also makes the tar an OCI
+    image layout holding that manifest, tagged with the first repo tag's tag.
     """
     diff_ids = [diff_id for _, diff_id in layers]
     if list(ImageConfig.from_json(config).diff_ids) != diff_ids:
         raise ImageFormatError("layer diff IDs do not match the config's rootfs.diff_ids")
-    config_name = f"{digest_hex(digest_of(config))}.json"
-    layer_names = [f"{digest_hex(diff_id)}/layer.tar" for diff_id in diff_ids]
+    config_name = _blob_name(digest_of(config))
+    layer_names = [_blob_name(digest) for digest, _ in layers]
     with (
         atomic_writer(path) as handle,
         tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as archive,
     ):
+        archive.addfile(_info("blobs", tarfile.DIRTYPE, 0))
+        archive.addfile(_info("blobs/sha256", tarfile.DIRTYPE, 0))
         written: set[str] = set()
         for (digest, diff_id), name in zip(layers, layer_names, strict=True):
             if name not in written:
                 _add_layer(archive, name, digest, diff_id, blobs)
                 written.add(name)
         _add_bytes(archive, config_name, config)
-        manifest = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}]
-        _add_bytes(archive, "manifest.json", _dump(manifest))
+        entry = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}]
+        _add_bytes(archive, "manifest.json", _dump(entry))
         repositories = _repositories(repo_tags, diff_ids)
         if repositories:
             _add_bytes(archive, "repositories", _dump(repositories))
+        if manifest is not None:
+            _add_layout(archive, manifest, manifest_media_type, repo_tags)
+
+
+def _blob_name(digest: str) -> str:
+    return f"blobs/sha256/{digest_hex(digest)}"
 
 
 def _add_layer(
     archive: tarfile.TarFile, name: str, digest: str, diff_id: str, blobs: BlobReader
 ) -> None:
     with blobs.open(digest) as source:
-        size = measure_layer(source, digest, diff_id)
-    archive.addfile(_info(name.split("/")[0], tarfile.DIRTYPE, 0))
-    archive.addfile(
-        _info(name.rsplit("/", 1)[0] + "/VERSION", tarfile.REGTYPE, 3), io.BytesIO(b"1.0")
-    )
+        measure_layer(source, digest, diff_id)  # both digests checked, zstd refused
     with blobs.open(digest) as source:
-        archive.addfile(_info(name, tarfile.REGTYPE, size), open_uncompressed(source, digest))
+        size = source.seek(0, io.SEEK_END)
+        source.seek(0)
+        archive.addfile(_info(name, tarfile.REGTYPE, size), source)
+
+
+def _add_layout(
+    archive: tarfile.TarFile, manifest: bytes, media_type: str | None, repo_tags: Sequence[str]
+) -> None:
+    """``oci-layout``, the manifest blob and ``index.json``: the tar is an OCI layout too."""
+    parsed = parse_manifest(manifest, media_type)
+    name = _blob_name(digest_of(manifest))
+    _add_bytes(archive, name, manifest)
+    descriptor: dict[str, Any] = {
+        "mediaType": parsed.media_type,
+        "digest": digest_of(manifest),
+        "size": len(manifest),
+    }
+    if repo_tags:
+        tag = repo_tags[0].rpartition(":")[2]
+        descriptor["annotations"] = {
+            "io.containerd.image.name": repo_tags[0],
+            "org.opencontainers.image.ref.name": tag,
+        }
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]}
+    _add_bytes(archive, "oci-layout", LAYOUT_VERSION)
+    _add_bytes(archive, "index.json", _dump(index))
 
 
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:

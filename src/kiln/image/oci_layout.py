@@ -45,16 +45,14 @@ def write_oci_layout(
     ``blobs``: by default every non-foreign layer the manifest lists, or exactly
     ``layer_digests`` when given. Every copied blob is verified against its digest.
 
-    A Docker schema-2 manifest is converted to OCI media types first (as ``skopeo copy`` does),
-    because skopeo and umoci only look at OCI manifests in a layout; the returned descriptor
-    names the manifest actually written.
+    The manifest bytes are written exactly as given, so the layout holds the image whose digest
+    the caller computed (and pushes under it). A Docker schema-2 manifest stays one: converting
+    it would silently change the digest. skopeo (1.9) and umoci (0.4) only read OCI manifests
+    from a layout, so a caller who wants them to read it builds the image with OCI media types.
     """
     parsed = parse_manifest(manifest, manifest_media_type)
     if not isinstance(parsed, Manifest):
         raise ValueError("write_oci_layout writes a single image; got an index")
-    if parsed.format == "docker":
-        parsed = _as_oci(parsed)
-        manifest = parsed.to_json()
     if parsed.config.digest != digest_of(config):
         raise ImageFormatError(
             f"manifest names config {parsed.config.digest} but the config bytes are "
@@ -81,16 +79,6 @@ def write_oci_layout(
     names = [*tags, *([tag] if tag else [])]
     _update_index(path / "index.json", entry, names)
     return entry
-
-
-def _as_oci(manifest: Manifest) -> Manifest:
-    """The same image with OCI media types (config bytes and layer blobs are unchanged)."""
-    config = dataclasses.replace(manifest.config, media_type=mt.OCI_CONFIG)
-    layers = tuple(
-        dataclasses.replace(d, media_type=mt.convert_layer_media_type(d.media_type, "oci"))
-        for d in manifest.layers
-    )
-    return Manifest(mt.OCI_MANIFEST, config, layers, manifest.annotations)
 
 
 def _put_bytes(blob_dir: Path, data: bytes) -> None:

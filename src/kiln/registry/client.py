@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-from kiln.errors import DigestMismatchError, RegistryError
+from kiln.errors import DigestMismatchError, RegistryError, Remedy
 from kiln.net import Client, NetError, Response
 from kiln.registry import _mediatypes as mt
 from kiln.registry.auth import Authenticator, pull_scope, push_scope
@@ -327,7 +327,8 @@ class RegistryClient:
                         reference=where,
                         status=400,
                         hint=f"do not mark {self._host} insecure; trust its certificate with "
-                        f"--registry-certificate {self._host}=/path/ca.crt if needed",
+                        "{0} if needed",
+                        remedies=(Remedy("registry_certificates", {self._host: "/path/ca.crt"}),),
                     )
                 elif response.status_code not in (200, 404):
                     # 404: some proxies only serve repository paths; let real requests decide.

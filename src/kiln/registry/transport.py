@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 from urllib.parse import urlencode
 
-from kiln.errors import RegistryError
+from kiln.errors import RegistryError, Remedy
 from kiln.net import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from kiln.net import TRANSIENT, NetError, RequestBody, Response, TLSError
 
@@ -183,22 +183,32 @@ def tls_error(exc: TLSError, url: str, reference: str) -> RegistryError:
     """A ``RegistryError`` explaining a TLS failure and which flag addresses it."""
     text = str(exc).lower()
     host = url.split("://", 1)[-1].split("/", 1)[0]
+    # Remedies are option names and values; the CLI spells them as flags, the API as keywords.
+    remedies: tuple[Remedy, ...]
     if "wrong version number" in text or "record layer failure" in text:
         problem = "the registry answered in plain HTTP, not HTTPS"
-        hint = f"if {host} really serves plain HTTP, mark it with --insecure-registry {host}"
+        hint = f"if {host} really serves plain HTTP, mark it with {{0}}"
+        remedies = (Remedy("insecure_registries", [host]),)
     elif "certificate verify failed" in text:
         problem = "its TLS certificate could not be verified"
-        hint = (
-            f"trust its CA with --registry-certificate {host}=/path/ca.crt, or (unsafe) "
-            f"--skip-tls-verify-registry {host}"
+        hint = "trust its CA with {0}, or (unsafe) {1}"
+        remedies = (
+            Remedy("registry_certificates", {host: "/path/ca.crt"}),
+            Remedy("skip_tls_verify_registries", [host]),
         )
     elif "certificate required" in text or "bad certificate" in text or "unknown ca" in text:
         problem = "the registry rejected the TLS client certificate (or none was sent)"
-        hint = f"give one with --registry-client-cert {host}=/path/client.crt,/path/client.key"
+        hint = "give one with {0}"
+        remedies = (
+            Remedy("registry_client_certs", {host: ("/path/client.crt", "/path/client.key")}),
+        )
     else:
         problem = "the TLS handshake failed"
-        hint = "check the registry's TLS setup and the --registry-certificate flags"
-    return RegistryError(f"SSLError talking to {host}: {problem}", reference=reference, hint=hint)
+        hint = "check the registry's TLS setup and its CA ({0})"
+        remedies = (Remedy("registry_certificates"),)
+    return RegistryError(
+        f"SSLError talking to {host}: {problem}", reference=reference, hint=hint, remedies=remedies
+    )
 
 
 def _safe_url(url: str) -> str:
