@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import BuildError
-from kiln.fs import lookup_chown, lookup_user
+from kiln.fs import lookup_chown, lookup_home, lookup_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -114,3 +114,22 @@ def test_lookup_chown(rootfs: Path, spec: str, expected: tuple[int, int]) -> Non
 def test_lookup_chown_errors(rootfs: Path, spec: str) -> None:
     with pytest.raises(BuildError):
         lookup_chown(rootfs, spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "home"),
+    [
+        ("root", "/root"),
+        ("", "/root"),
+        ("app", "/home/app"),
+        ("1000:staff", "/home/app"),  # the group never changes the home
+        ("svc", "/srv"),
+        ("4242", "/"),  # no passwd entry: runc's default
+    ],
+)
+def test_lookup_home(rootfs: Path, spec: str, home: str) -> None:
+    assert lookup_home(rootfs, spec) == home
+
+
+def test_lookup_home_without_passwd(tmp_path: Path) -> None:
+    assert lookup_home(tmp_path, "0") == "/"
