@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kiln.sandbox._forkclient import stop_running_steps
     from kiln.sandbox.chroot import ChrootRunner
     from kiln.sandbox.inplace import InplaceRunner
     from kiln.sandbox.namespaces import NamespacesRunner
@@ -27,6 +28,7 @@ __all__ = [
     "Output",
     "RunSpec",
     "Runner",
+    "stop_running_steps",
 ]
 
 _LAZY = {
@@ -37,6 +39,7 @@ _LAZY = {
     "Output": "kiln.sandbox.spec",
     "RunSpec": "kiln.sandbox.spec",
     "Runner": "kiln.sandbox.spec",
+    "stop_running_steps": "kiln.sandbox._forkclient",
 }
 
 
