@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import ParamSpec, TypeVar
 
 from kiln.errors import Interrupted
+from kiln.sandbox import stop_running_steps
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -119,9 +120,7 @@ class Cancellation:
             for ident in self._threads:
                 if ident != me and ident not in self._shielded:
                     _raise_in(ident)
-        from kiln.sandbox import stop_running_steps  # after the raises: see the module docstring
-
-        stop_running_steps()
+        stop_running_steps()  # after the raises: see the module docstring
         return True
 
 

@@ -11,10 +11,10 @@ package too, and should pay only for the helper modules it runs, not for every b
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kiln.sandbox._forkclient import stop_running_steps
     from kiln.sandbox.chroot import ChrootRunner
     from kiln.sandbox.inplace import InplaceRunner
     from kiln.sandbox.namespaces import NamespacesRunner
@@ -39,8 +39,18 @@ _LAZY = {
     "Output": "kiln.sandbox.spec",
     "RunSpec": "kiln.sandbox.spec",
     "Runner": "kiln.sandbox.spec",
-    "stop_running_steps": "kiln.sandbox._forkclient",
 }
+
+
+def stop_running_steps() -> None:
+    """Kill every RUN step this process runs now, their whole process trees (to stop a build).
+
+    Safe in a signal handler: it imports nothing (without the fork client loaded, no step
+    runs) and takes no lock a signal could have interrupted the holder of.
+    """
+    client = sys.modules.get("kiln.sandbox._forkclient")
+    if client is not None:
+        client.stop_running_steps()
 
 
 def __getattr__(name: str) -> Any:
