@@ -22,11 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.isolation.test_rootless import shared_dir
 from tests.sandbox.support import host_processes_matching
 from tests.support.registry_server import RegistryServer
+from tests.support.rootless import SYSTEM_PYTHON, RootlessUser, rootless_user
 from tests.support.throttle import ThrottledRelay
 
 pytestmark = pytest.mark.root
+
+__all__ = ["shared_dir"]  # the rootless tests' world-readable copy of kiln, as a fixture
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,18 @@ class Build:
     def workspaces(self) -> list[Path]:
         return [p for p in self.work.iterdir() if p.name.startswith("kiln-")]
 
+    def kiln_pid(self) -> int:
+        """The (outer) kiln process: ours, or the child `runuser` started."""
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\x00")
+            if b"kiln.cli.main" in argv and b"runuser" not in argv[0]:
+                return pid
+        pytest.fail("no kiln process found")
+
     def stop(self, signum: int) -> tuple[int, str]:
-        """Send ``signum``; wait for kiln to exit (a step of ~28 hours never would)."""
-        self.process.send_signal(signum)
+        """Send ``signum`` to kiln; wait for it to exit (a step of ~28 hours never would)."""
+        os.kill(self.kiln_pid(), signum)
         try:
             status = self.process.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -56,21 +69,43 @@ class Build:
         return status, self.log_text()
 
 
-def _start(tmp_path: Path, dockerfile: str, *flags: str) -> Build:
-    context = tmp_path / "ctx"
+def _start(base: Path, dockerfile: str, *flags: str, user: RootlessUser | None = None) -> Build:
+    """Start `kiln build` in the background; as ``user`` with the world-readable kiln of
+    ``shared_dir`` (then ``base`` must be under it)."""
+    context = base / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(textwrap.dedent(dockerfile))
-    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work, tmp = base / "work", base / "tmp"
     work.mkdir()
     tmp.mkdir()
-    log = tmp_path / "kiln.log"
+    log = base / "kiln.log"
+    kiln = [sys.executable, "-m", "kiln.cli.main"]
+    if user is not None:
+        for path in (work, tmp):
+            os.chown(path, user.uid, user.gid)
+        kiln = user.command(
+            f"PYTHONPATH={base.parent / 'py'}", f"TMPDIR={tmp}", str(SYSTEM_PYTHON), "-m",
+            "kiln.cli.main",
+        )  # fmt: skip
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "kiln.cli.main", "build", *flags, "--work-dir", str(work),
-             str(context)],
+            [*kiln, "build", *flags, "--work-dir", str(work), str(context)],
             stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "TMPDIR": str(tmp)},
         )  # fmt: skip
     return Build(process, log, work, tmp)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == parent:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def _wait_for(build: Build, condition: Callable[[], bool], what: str) -> None:
@@ -182,4 +217,31 @@ def test_sigterm_during_push(registry: RegistryServer, base_image: str, tmp_path
         _wait_for(build, pushing, "the push")
         status, log = build.stop(signal.SIGTERM)
     _assert_stopped_cleanly(build, status, log, signal.SIGTERM, f"pushing to {destination}")
+    _assert_no_tag(registry, repository)
+
+
+def test_sigterm_to_rootless_kiln_reaches_the_build_in_its_user_namespace(
+    shared_dir: Path, registry: RegistryServer, base_image: str
+) -> None:
+    """The outer kiln forwards the signal to the kiln it re-executed in the user namespace."""
+    marker = str(random.randint(100_000, 999_999))
+    repository = "interrupt/rootless:1"
+    base = shared_dir / "interrupt"
+    base.mkdir()
+    with rootless_user(subordinate_ids=True) as user:
+        build = _start(
+            base,
+            f"""
+            FROM {base_image}
+            RUN (sleep {marker} &) && sleep {marker}
+            """,
+            "-t", f"{registry.host}/{repository}", "--insecure-registry", registry.host,
+            user=user,
+        )  # fmt: skip
+        sleeping = "sleep\x00" + marker
+        _wait_for(build, lambda: len(host_processes_matching(sleeping)) == 2, "the RUN step")
+        status, log = build.stop(signal.SIGTERM)
+    assert "Isolation: namespaces (rootless" in log
+    _assert_stopped_cleanly(build, status, log, signal.SIGTERM, "[stage 0] STEP 1/1: RUN (sleep")
+    assert host_processes_matching(sleeping) == []
     _assert_no_tag(registry, repository)
