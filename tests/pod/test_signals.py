@@ -109,9 +109,14 @@ def _assert_stopped(container: Container, status: int, log: str, signum: int, du
     assert list(container.tmp.iterdir()) == [], "temporary files were left behind"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("signum", "isolation"),
+    [(signal.SIGTERM, "auto"), (signal.SIGINT, "auto"), (signal.SIGTERM, "inplace")],
+    ids=["SIGTERM-chroot", "SIGINT-chroot", "SIGTERM-inplace"],
+)
 def test_pid1_signal_during_run(
     signum: int,
+    isolation: str,
     executor_image: str,
     pod_base_image: str,
     registry: RegistryServer,
@@ -119,16 +124,17 @@ def test_pid1_signal_during_run(
     tmp_path: Path,
 ) -> None:
     marker = str(random.randint(100_000, 999_999))
-    repository = f"pod-signal/run-{signum}:1"
+    repository = f"pod-signal/run-{signum}-{isolation}:1"
     dockerfile = f"FROM {pod_base_image}\nRUN (sleep {marker} &) && sleep {marker}\n"
     with Container(
         podman, tmp_path, executor_image, dockerfile,
         f"--destination={registry.host}/{repository}", f"--insecure-registry={registry.host}",
+        f"--isolation={isolation}",
     ) as container:  # fmt: skip
         sleeping = "sleep\x00" + marker
         container.wait_for(lambda: len(host_processes_matching(sleeping)) == 2, "the RUN step")
         status, log = container.signal(signum)
-    assert "Isolation: chroot" in log
+    assert f"Isolation: {'chroot' if isolation == 'auto' else 'inplace'}" in log
     _assert_stopped(container, status, log, signum, "[stage 0] STEP 1/1: RUN (sleep")
     assert host_processes_matching(sleeping) == [], "the step's processes outlived kiln"
     _assert_no_tag(registry, repository)
