@@ -83,6 +83,8 @@ def test_a_shielded_thread_finishes_its_clean_up() -> None:
 def test_working_after_cancel_raises_at_once() -> None:
     cancellation = Cancellation()
     cancellation.cancel(Interrupted(signal.SIGINT))
-    assert not cancellation.raises_here()
+    assert cancellation.raises_here()
+    with cancellation.shielded():
+        assert not cancellation.raises_here()
     with pytest.raises(Interrupted), cancellation.working():
         pytest.fail("a cancelled build started new work")

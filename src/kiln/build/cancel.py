@@ -101,10 +101,10 @@ class Cancellation:
                 resource.__exit__(None, None, None)
 
     def raises_here(self) -> bool:
-        """Whether the calling thread works for the build and may be interrupted now."""
-        ident = threading.get_ident()
+        """Whether the calling thread may be interrupted now: it is in no :meth:`shielded`
+        clean-up (a signal handler asks; it then raises ``Interrupted`` itself)."""
         with _registry_lock:
-            return ident in self._threads and ident not in self._shielded
+            return threading.get_ident() not in self._shielded
 
     def cancel(self, reason: Interrupted) -> bool:
         """Stop the build; False if it was stopped already (then nothing more happens).

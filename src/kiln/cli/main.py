@@ -60,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
 
     from kiln.build.cancel import Cancellation
+    from kiln.build.rootless import rerun_rootless, wants_user_namespace
+    from kiln.cli.build_command import options_from_args
+    from kiln.cli.logging_setup import setup_logging
+    from kiln.cli.parse_command import run_parse_command
+    from kiln.cli.registry_commands import run_registry_command
     from kiln.errors import Interrupted, KilnError
 
     args = make_parser().parse_args(arguments)
@@ -71,8 +76,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     cancellation.activity = f"kiln {args.command}"
     _stop_on_signals(cancellation)
     try:
-        with cancellation.working():
-            return _run_command(args, arguments, early, cancellation)
+        if args.command in ("build", "executor"):
+            setup_logging(args.verbosity)
+            options = options_from_args(args)
+            if wants_user_namespace(options):
+                status = rerun_rootless(options, arguments)  # it forwards SIGTERM/SIGINT
+                if status is not None:
+                    return status
+            if options.isolation != early:
+                warm_up(options.isolation)  # the guess above missed (an abbreviated flag)
+            from kiln.build.builder import build
+
+            result = build(options, cancellation)
+            print(result.digest)
+            return 0
+        if args.command == "parse":
+            setup_logging("warn")
+            return run_parse_command(args)
+        if args.command in ("login", "warm", "push"):
+            setup_logging(getattr(args, "verbosity", "info"))
+            return run_registry_command(args)
     except KilnError as exc:
         log.error("%s", exc)
         return exc.exit_code
@@ -82,37 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the handlers were installed
         log.error("interrupted")
         return 130
-
-
-def _run_command(
-    args: argparse.Namespace, arguments: list[str], early: str | None, cancellation: Cancellation
-) -> int:
-    from kiln.build.rootless import rerun_rootless, wants_user_namespace
-    from kiln.cli.build_command import options_from_args
-    from kiln.cli.logging_setup import setup_logging
-    from kiln.cli.parse_command import run_parse_command
-    from kiln.cli.registry_commands import run_registry_command
-
-    if args.command in ("build", "executor"):
-        setup_logging(args.verbosity)
-        options = options_from_args(args)
-        if wants_user_namespace(options):
-            status = rerun_rootless(options, arguments)  # it forwards SIGTERM/SIGINT
-            if status is not None:
-                return status
-        if options.isolation != early:
-            warm_up(options.isolation)  # the guess above missed (an abbreviated flag)
-        from kiln.build.builder import build
-
-        result = build(options, cancellation)
-        print(result.digest)
-        return 0
-    if args.command == "parse":
-        setup_logging("warn")
-        return run_parse_command(args)
-    if args.command in ("login", "warm", "push"):
-        setup_logging(getattr(args, "verbosity", "info"))
-        return run_registry_command(args)
     return 2
 
 
