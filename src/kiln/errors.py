@@ -99,6 +99,20 @@ class KilnError(Exception):
         return self.render()
 
 
+class Interrupted(BaseException):
+    """The build was stopped from outside: SIGTERM, SIGINT (``signum``), or a cancel.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so no ``except Exception`` on the way turns
+    it into an ordinary failure: it unwinds through every ``finally`` and context manager, which
+    kill the running step, unmount and remove the work dir, and it stops a push before its
+    manifest. The CLI exits ``128 + signum`` (143 for SIGTERM, 130 for SIGINT).
+    """
+
+    def __init__(self, signum: int | None = None) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class UsageError(KilnError):
     """The command line or API call itself is wrong (bad flag combination, missing argument)."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import BuildError
-from kiln.fs import lookup_chown, lookup_file_owner, lookup_user
+from kiln.fs import lookup_chown, lookup_file_owner, lookup_home, lookup_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -137,3 +137,22 @@ def test_lookup_file_owner_without_account_files(tmp_path: Path) -> None:
     assert lookup_file_owner(tmp_path, "app:staff") == (0, 0)
     with pytest.raises(BuildError, match="unable to find user app"):
         lookup_user(tmp_path, "app")  # RUN still refuses it
+
+
+@pytest.mark.parametrize(
+    ("spec", "home"),
+    [
+        ("root", "/root"),
+        ("", "/root"),
+        ("app", "/home/app"),
+        ("1000:staff", "/home/app"),  # the group never changes the home
+        ("svc", "/srv"),
+        ("4242", "/"),  # no passwd entry: runc's default
+    ],
+)
+def test_lookup_home(rootfs: Path, spec: str, home: str) -> None:
+    assert lookup_home(rootfs, spec) == home
+
+
+def test_lookup_home_without_passwd(tmp_path: Path) -> None:
+    assert lookup_home(tmp_path, "0") == "/"

@@ -81,5 +81,6 @@ def test_public_names() -> None:
         "Output",
         "RunSpec",
         "Runner",
+        "stop_running_steps",
     }
     assert all(hasattr(kiln.sandbox, name) for name in kiln.sandbox.__all__)

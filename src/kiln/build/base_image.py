@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from kiln.build.cancel import in_this_build
 from kiln.build.registries import TRANSFER_THREADS, RegistryPool
 from kiln.build.state import LayerRef
 from kiln.errors import DigestMismatchError, LayerError, RegistryError
@@ -58,7 +59,8 @@ def _fetch_from(
         )
     missing = sorted({layer.digest for layer in resolved.layers if not store.has(layer.digest)})
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:
-        for done in threads.map(lambda d: _download(client, ref.repository, d, store), missing):
+        download = in_this_build(lambda d: _download(client, ref.repository, d, store))
+        for done in threads.map(download, missing):
             log.debug("Pulled layer %s", done)
     return config, tuple(
         LayerRef(layer.digest, diff_id, layer.size, layer.media_type)

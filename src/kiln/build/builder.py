@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.build.base_image import fetch_base_image
+from kiln.build.cancel import Cancellation
 from kiln.build.dispatch import DispatchContext, dispatch
 from kiln.build.executor import StageExecutor
 from kiln.build.inplace_filesystems import InplaceFilesystems
@@ -84,8 +85,13 @@ class StageResult:
     rootfs: Path
 
 
-def build(options: BuildOptions) -> BuildResult:
-    """Run a whole build as described by options."""
+def build(options: BuildOptions, cancellation: Cancellation | None = None) -> BuildResult:
+    """Run a whole build as described by options.
+
+    ``cancellation``: lets another thread (the CLI's signal handler) stop the build; it then
+    raises ``kiln.errors.Interrupted`` after the same clean-up as a failure.
+    """
+    cancellation = cancellation or Cancellation()
     if not options.destinations and not options.no_push:
         raise UsageError(
             "no destination given",
@@ -99,26 +105,33 @@ def build(options: BuildOptions) -> BuildResult:
         )
     inplace = inplace_reason(options.isolation)  # then `/` is the root: kiln works in kiln_dir
     work_dir = options.work_dir or (options.kiln_dir if inplace else None)
-    with Workspace(work_dir, options.cache_dir) as workspace:
-        builder = Builder(options, workspace, inplace)
+    workspace = Workspace(work_dir, options.cache_dir)
+    with cancellation.working(), cancellation.exits_shielded(workspace):
+        builder = Builder(options, workspace, inplace, cancellation)
         try:
             return builder.run()
         finally:
-            try:
-                builder.settle()  # the early teardown has ended (what failed in it is raised)
-            finally:
-                builder.filesystems.close()  # unmount (inplace: restore) before the workspace
-                builder.uploads.close()
-                builder.pool.close()
+            with cancellation.shielded():  # an interruption never cuts the clean-up short
+                try:
+                    builder.settle()  # the early teardown has ended (what failed in it is raised)
+                finally:
+                    builder.filesystems.close()  # unmount (inplace: restore) before the workspace
+                    builder.uploads.close()
+                    builder.pool.close()
 
 
 class Builder:
     """One build: holds what every stage shares (context, store, registries, runner)."""
 
     def __init__(
-        self, options: BuildOptions, workspace: Workspace, inplace: str | None = None
+        self,
+        options: BuildOptions,
+        workspace: Workspace,
+        inplace: str | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self.options = options
+        self.cancellation = cancellation or Cancellation()
         self.workspace = workspace
         self.pool = RegistryPool(options.registry)
         pushed = () if options.no_push else options.destinations
@@ -163,7 +176,8 @@ class Builder:
         self.target_index = target.index
 
         def build_one(stage: Stage) -> StageResult:
-            result = self._build_stage(dockerfile, stage, meta_env, context)
+            with self.cancellation.working():  # a stage thread, when stages run in parallel
+                result = self._build_stage(dockerfile, stage, meta_env, context)
             self.results[stage.index] = result  # before dependants start (see run_stages)
             return result
 
@@ -178,6 +192,9 @@ class Builder:
         if self.options.labels:
             config = config.with_labels(dict(self.options.labels))
         image = assemble(config, final.layers, self.options.image_format)
+        pushing = not self.options.no_push
+        destinations = ", ".join(self.options.destinations)
+        self.cancellation.activity = f"pushing to {destinations}" if pushing else "saving the image"
         self._teardown_early()
         self._write_outputs(image)
         self._warn_unused_args()
@@ -243,7 +260,9 @@ class Builder:
         context: BuildContext,
     ) -> StageResult:
         label = stage.name or str(stage.index)
-        log.info("[stage %s] FROM %s", label, expand_word(stage.from_.image, meta_env))
+        base_name = expand_word(stage.from_.image, meta_env)
+        log.info("[stage %s] FROM %s", label, base_name)
+        self.cancellation.activity = f"[stage {label}] FROM {base_name}"
         try:
             base = self._base(dockerfile, stage, meta_env)
         except KilnError as exc:  # a base image that cannot be pulled: point at its FROM
@@ -280,6 +299,8 @@ class Builder:
         total = len(instructions)
         for number, instruction in enumerate(instructions, start=1):
             log.info("[stage %s] STEP %d/%d: %s", label, number, total, instruction.original)
+            step = f"[stage {label}] STEP {number}/{total}: {instruction.original}"
+            self.cancellation.activity = step
             result = dispatch(state, instruction, ctx)
             state = result.state
             last = self._rootfs_unread_after(stage, instructions[number:])
@@ -342,7 +363,11 @@ class Builder:
             config_uploads = self._upload_config(image)  # meanwhile the last layers finish
             self.uploads.wait()  # then the push finds the layers present
             wait(config_uploads)  # and the config (whatever failed, the push does again)
-            pinned = [push(image, dest, self.pool, store) for dest in options.destinations]
+            pinned = []
+            for dest in options.destinations:
+                self.cancellation.activity = f"pushing to {dest}"
+                pinned.append(push(image, dest, self.pool, store))
+                self.cancellation.pushed.append(dest)
             write_name_files(
                 pinned,
                 options.image_name_with_digest_file,

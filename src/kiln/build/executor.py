@@ -26,6 +26,7 @@ from kiln.fs import (
     SourceFile,
     StageFilesystem,
     lookup_file_owner,
+    lookup_home,
     lookup_user,
     secure_join,
     write_layer,
@@ -84,21 +85,29 @@ class StageExecutor:
 
     def run(self, state: StageState, effect: RunEffect) -> LayerRef | None:
         """RUN: execute in the sandbox, then snapshot what changed."""
-        uid, gid, groups = lookup_user(self.rootfs, state.config.user or "0")
+        user = state.config.user or "0"
+        uid, gid, groups = lookup_user(self.rootfs, user)
+        env = with_home(effect.env, lambda: lookup_home(self.rootfs, user))
         cwd = state.config.working_dir or "/"
         with RunFiles(self.rootfs, effect.files) as run_files:
             self.fs.begin((*SNAPSHOT_EXCLUDES, run_files.excluded))
             self._make_dirs(cwd, 0, 0)
-            self._execute(effect, cwd, uid, gid, groups)
+            self._execute(effect, env, cwd, uid, gid, groups)
         return self._commit(None)
 
     def _execute(
-        self, effect: RunEffect, cwd: str, uid: int, gid: int, groups: tuple[int, ...]
+        self,
+        effect: RunEffect,
+        env: tuple[str, ...],
+        cwd: str,
+        uid: int,
+        gid: int,
+        groups: tuple[int, ...],
     ) -> None:
         spec = RunSpec(
             rootfs=self.rootfs,
             argv=effect.argv,
-            env=effect.env,
+            env=env,
             cwd=cwd,
             uid=uid,
             gid=gid,
@@ -186,3 +195,12 @@ class StageExecutor:
             else mediatypes.DOCKER_LAYER_GZIP
         )
         return LayerRef(info.digest, info.diff_id, info.size, media_type)
+
+
+def with_home(env: tuple[str, ...], home: Callable[[], str]) -> tuple[str, ...]:
+    """``env`` plus ``HOME=home()`` when it has no (or an empty) ``HOME``: runc's rule, which
+    every isolation follows, so ``$HOME`` in RUN is what ``docker build`` gives (never set in
+    the image config). An ``ENV HOME`` or build arg ``HOME`` wins."""
+    if any(entry.startswith("HOME=") and entry != "HOME=" for entry in env):
+        return env
+    return (*(entry for entry in env if entry != "HOME="), f"HOME={home()}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kiln.build.cancel import in_this_build
 from kiln.build.registries import TRANSFER_THREADS, RegistryPool
 from kiln.errors import AuthError, RegistryError, Remedy, UsageError
 from kiln.image import digest_of, mediatypes
@@ -82,7 +83,7 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
                 client.upload_blob(repo, blob.digest, blob.size, blob.opener)
                 return client.confirmed(repo, blob.digest) or client.blob_exists(repo, blob.digest)
 
-            present = list(threads.map(ensure, wanted))
+            present = list(threads.map(in_this_build(ensure), wanted))
         missing = [blob.digest for blob, ok in zip(wanted, present, strict=True) if not ok]
         if missing:
             raise RegistryError(

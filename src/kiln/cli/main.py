@@ -3,19 +3,29 @@
 Why errors are rendered only here: every layer raises KilnError subclasses with a message and a
 hint; one place turns them into `error: ...` lines and exit statuses, and no traceback reaches a
 user for a problem they can fix.
+
+SIGTERM and SIGINT stop a command the same way (`_stop_on_signals`): the build is cancelled
+(its running RUN step killed at once, see `kiln.build.cancel`), it unwinds through its normal
+clean-up, and kiln exits 128+N (143, 130) after one line saying what was interrupted. Installing
+a handler also matters as PID 1 of a container, where the kernel drops signals that have none.
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from kiln.build.prestart import isolation_if_building, warm_up
 
 if TYPE_CHECKING:
     import argparse
+
+    from kiln.build.cancel import Cancellation
+    from kiln.errors import Interrupted
 
 # Everything else is imported inside the functions: `main` first starts the RUN sandbox (see
 # `kiln.build.prestart`), and only then loads the builder and the registry client.
@@ -55,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm_up(early)  # the sandbox boots on another core while kiln loads itself
     import logging
 
+    from kiln.build.cancel import Cancellation
     from kiln.build.resources import describe, exc_directory, is_resource_error
     from kiln.build.rootless import rerun_rootless, wants_user_namespace
     from kiln.cli.build_command import options_from_args
@@ -62,26 +73,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kiln.cli.logging_setup import setup_logging
     from kiln.cli.parse_command import run_parse_command
     from kiln.cli.registry_commands import run_registry_command
-    from kiln.errors import KilnError
+    from kiln.errors import Interrupted, KilnError
 
     args = make_parser().parse_args(arguments)
     if not gc.isenabled():  # `run` turned the collector off for the start-up
         gc.freeze()  # what kiln loaded lives as long as the process: collections skip it
         gc.enable()
     log = logging.getLogger("kiln")
+    cancellation = Cancellation()
+    cancellation.activity = f"kiln {args.command}"
+    _stop_on_signals(cancellation)
     try:
         if args.command in ("build", "executor"):
             setup_logging(args.verbosity)
             options = options_from_args(args)
             if wants_user_namespace(options):
-                status = rerun_rootless(options, arguments)
+                status = rerun_rootless(options, arguments)  # it forwards SIGTERM/SIGINT
                 if status is not None:
                     return status
             if options.isolation != early:
                 warm_up(options.isolation)  # the guess above missed (an abbreviated flag)
             from kiln.build.builder import build
 
-            result = build(options)
+            result = build(options, cancellation)
             print(result.digest)
             return 0
         if args.command == "parse":
@@ -98,10 +112,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.error("%s", render_for_cli(describe(exc, "kiln's files", exc_directory(exc))))
         return 1
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        log.error("%s", _interruption(exc, cancellation))
+        return 128 + (exc.signum or signal.SIGINT)
+    except KeyboardInterrupt:  # before the handlers were installed
         log.error("interrupted")
         return 130
     return 2
+
+
+def _stop_on_signals(cancellation: Cancellation) -> None:
+    """SIGTERM and SIGINT cancel the command; the first one counts, later ones are ignored
+    (the clean-up they would interrupt is short; SIGKILL still ends kiln at once)."""
+    from kiln.errors import Interrupted
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        reason = Interrupted(signum)
+        if cancellation.cancel(reason) and cancellation.raises_here():
+            raise reason
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+
+
+def _interruption(exc: Interrupted, cancellation: Cancellation) -> str:
+    """One line: which signal, what it interrupted, and whether any tag had moved."""
+    signum = exc.signum or signal.SIGINT
+    pushed = cancellation.pushed
+    tags = f"already pushed: {', '.join(pushed)}" if pushed else "no tag was changed"
+    return (
+        f"interrupted by {signal.Signals(signum).name} during {cancellation.activity}; "
+        f"stopped and cleaned up, {tags}"
+    )
 
 
 def run() -> NoReturn:

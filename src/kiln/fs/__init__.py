@@ -6,7 +6,7 @@ deterministic headers). It knows nothing about registries or Dockerfiles and imp
 ``kiln.errors``.
 """
 
-from .accounts import lookup_chown, lookup_file_owner, lookup_user
+from .accounts import lookup_chown, lookup_file_owner, lookup_home, lookup_user
 from .blobstore import BlobStore, BlobWriter
 from .layerstore import LayerStore
 from .layerstream import open_layer
@@ -44,6 +44,7 @@ __all__ = [
     "compression_threads",
     "lookup_chown",
     "lookup_file_owner",
+    "lookup_home",
     "lookup_user",
     "open_layer",
     "overlay_changes",

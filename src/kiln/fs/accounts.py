@@ -13,6 +13,9 @@ WORKDIR as the current ``USER``: a number is used as it is for both ids (``USER 
 ``1000:1000``), a name is looked up, and a name with no entry (or no passwd/group file) falls
 back to uid 0 / the gid found so far instead of failing. Only RUN refuses an unknown user.
 
+``lookup_home`` is runc's rule for ``HOME``: the matching passwd entry's home directory, ``/``
+when the user has none (a numeric uid without an entry).
+
 ``lookup_chown`` follows the Dockerfile reference for ``--chown``: names are looked up, numbers
 are used as they are, and "a username without groupname or a UID without GID will use the same
 numeric UID as the GID".
@@ -37,6 +40,7 @@ class PasswdEntry:
     name: str
     uid: int
     gid: int
+    home: str = "/"
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,7 @@ def lookup_user(rootfs: Path, spec: str) -> tuple[int, int, tuple[int, ...]]:
     group_arg = group_arg.split(":", 1)[0]
     user_arg = user_arg or "0"
     user_num = _parse_id(user_arg)
-    users = [
-        u
-        for u in read_passwd(rootfs)
-        if u.name == user_arg or (user_num is not None and u.uid == user_num)
-    ]
+    users = _matching_users(rootfs, user_arg, user_num)
     if users:
         name, uid, gid = users[0].name, users[0].uid, users[0].gid
     elif user_num is not None:
@@ -93,6 +93,26 @@ def lookup_file_owner(rootfs: Path, spec: str) -> tuple[int, int]:
             groups = [g.gid for g in read_group(rootfs) if g.name == group_arg]
             gid = groups[0] if groups else gid
     return uid, gid
+
+
+def lookup_home(rootfs: Path, spec: str) -> str:
+    """The home directory runc gives a ``USER`` spec: its passwd entry's, else ``/``.
+
+    Why: runc sets ``HOME`` from it when the process environment has none, so ``$HOME`` in a
+    RUN step is ``/root`` for root and the user's own directory for others, as in Docker.
+    """
+    user_arg = spec.partition(":")[0] or "0"
+    users = _matching_users(rootfs, user_arg, _parse_id(user_arg))
+    return users[0].home if users else "/"
+
+
+def _matching_users(rootfs: Path, user_arg: str, user_num: int | None) -> list[PasswdEntry]:
+    """Passwd entries matching a user name or number, in file order (runc takes the first)."""
+    return [
+        u
+        for u in read_passwd(rootfs)
+        if u.name == user_arg or (user_num is not None and u.uid == user_num)
+    ]
 
 
 def lookup_chown(rootfs: Path, spec: str) -> tuple[int, int]:
@@ -129,7 +149,8 @@ def read_passwd(rootfs: Path) -> list[PasswdEntry]:
         if len(fields) >= 4:
             uid, gid = _parse_id(fields[2]), _parse_id(fields[3])
             if uid is not None and gid is not None:
-                entries.append(PasswdEntry(fields[0], uid, gid))
+                home = fields[5] if len(fields) > 5 else "/"
+                entries.append(PasswdEntry(fields[0], uid, gid, home))
     return entries
 
 

@@ -11,6 +11,7 @@ package too, and should pay only for the helper modules it runs, not for every b
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "Output",
     "RunSpec",
     "Runner",
+    "stop_running_steps",
 ]
 
 _LAZY = {
@@ -38,6 +40,17 @@ _LAZY = {
     "RunSpec": "kiln.sandbox.spec",
     "Runner": "kiln.sandbox.spec",
 }
+
+
+def stop_running_steps() -> None:
+    """Kill every RUN step this process runs now, their whole process trees (to stop a build).
+
+    Safe in a signal handler: it imports nothing (without the fork client loaded, no step
+    runs) and takes no lock a signal could have interrupted the holder of.
+    """
+    client = sys.modules.get("kiln.sandbox._forkclient")
+    if client is not None:
+        client.stop_running_steps()
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,8 @@ Without a pid namespace nothing makes the kernel kill a step's background childr
 helper does it: orphans are re-parented to it (``PR_SET_CHILD_SUBREAPER``), and when the command
 exits it kills the command's process group and then every process still below it, until none
 is left. Only then does the step end, so no daemon outlives it or holds its output open.
+A SIGTERM to the helper (how the fork server stops a step when kiln is interrupted) kills the
+command's process group at once; the same clean-up then follows.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def helper(plan_fd: int, report_fd: int) -> NoReturn:
         die(report_fd, exc)
     if command == 0:
         as_child(report_fd, lambda: _enter_and_exec(plan, report_fd))
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: _kill_group(command))
     os.close(report_fd)
     status = _wait_for(command)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below runs anyway
     _kill_leftovers(command)
     os._exit(status)
 
@@ -78,9 +82,17 @@ def _wait_for(command: int) -> int:
             return exit_status(status)
 
 
-def _kill_leftovers(command: int) -> None:
+def _kill_group(command: int) -> None:
+    """SIGTERM's handler: the command is not reaped yet (the handler runs in ``_wait_for``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(command, signal.SIGKILL)  # also before its setsid() made the group
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(command, signal.SIGKILL)
+
+
+def _kill_leftovers(command: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(command, signal.SIGKILL)  # not kill(command): that pid is reaped already
     while True:
         for pid in _children():
             with contextlib.suppress(ProcessLookupError):

@@ -61,7 +61,10 @@ class ForkServer:
         self.control = ours
         self.owner = os.getpid()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        # Re-entrant: ``kill_running`` may be called by a signal handler in a thread that is
+        # sending a request itself.
+        self._lock = threading.RLock()
+        self._running: set[int] = set()  # ids of the steps whose status is not read yet
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.process.poll() is None
@@ -83,6 +86,7 @@ class ForkServer:
         finally:
             for fd in (plan_read, report_write, status_write):
                 os.close(fd)
+        self._running.add(ident)
         try:
             _send_plan(plan_write, plan)
             failure = receive(report_read)
@@ -93,6 +97,7 @@ class ForkServer:
                 _read_status(status_read)
             raise
         finally:
+            self._running.discard(ident)
             os.close(report_read)
             os.close(status_read)
         if failure is not None:
@@ -117,6 +122,11 @@ class ForkServer:
     def kill(self, ident: int) -> None:
         with contextlib.suppress(_ServerGone):
             self._send({"op": "kill", "id": ident}, [], ident)
+
+    def kill_running(self) -> None:
+        """Kill every step running now; their ``run`` calls return (or raise) at once."""
+        for ident in list(self._running):
+            self.kill(ident)
 
     def close(self) -> None:
         """Close the control socket (the server kills what still runs and exits); reap it."""
@@ -280,6 +290,18 @@ def probe() -> tuple[int, bytes]:
         raise SandboxError(f"the sandbox helper failed: {exc}") from exc
 
 
+def stop_running_steps() -> None:
+    """Kill every RUN step this process runs now, whatever thread waits for it.
+
+    For stopping a build (``kiln.build.cancel``): each step's whole process tree ends, and the
+    thread waiting for its status gets it at once. Takes no lock a signal handler could wait
+    for forever (the server's own is re-entrant).
+    """
+    server = _server
+    if server is not None and server.owner == os.getpid():
+        server.kill_running()
+
+
 @atexit.register
 def _stop() -> None:
     global _server
@@ -289,4 +311,4 @@ def _stop() -> None:
         server.close()
 
 
-__all__ = ["ForkServer", "PendingProbe", "probe", "run_step", "start_probe"]
+__all__ = ["ForkServer", "PendingProbe", "probe", "run_step", "start_probe", "stop_running_steps"]

@@ -24,7 +24,10 @@ Requests are SOCK_SEQPACKET messages: a small JSON header plus fds (``SCM_RIGHTS
 - ``{"op": "run", "id": N, "helper": "namespaces"|"chroot"}`` with fds
   ``[stdout, stderr, status, plan, report]``: fork a helper for one step.
 - ``{"op": "probe", "id": N}`` with fds ``[stdout, stderr, status]``: the namespaces probe.
-- ``{"op": "kill", "id": N}``: SIGKILL that step's helper (its status is still reported).
+- ``{"op": "kill", "id": N}``: end that step's process tree (its status is still reported):
+  SIGKILL for a namespaces helper or init (the pid namespace dies with it), SIGTERM for a
+  chroot helper, which then kills everything below it (``_chroot_init``); a SIGKILL would
+  orphan the step's background processes, which have nothing else to end them.
 
 Spare init: when the namespaces probe starts and whenever a step ends, the server forks the
 next step's init ahead (pid 1 of a new pid namespace, capability bounding set dropped) and
@@ -67,6 +70,7 @@ class _Server:
         self.server_pidfd = os.pidfd_open(self.me)  # readable once the server is gone
         self.pid_namespace = _own_pid_namespace()
         self.children: dict[int, tuple[int, int, int]] = {}  # id -> (pid, pidfd, status fd)
+        self.kill_signals: dict[int, int] = {}  # id -> the signal that ends that step
         self.spare: tuple[int, int, socket.socket] | None = None  # (pid, pidfd, its socket)
 
     def serve(self) -> NoReturn:
@@ -95,8 +99,8 @@ class _Server:
         ident = int(str(request["id"]))
         op = request["op"]
         if op == "kill":
-            if ident in self.children:
-                os.kill(self.children[ident][0], signal.SIGKILL)  # not reaped yet: pid is ours
+            if ident in self.children:  # not reaped yet: the pid is still ours
+                os.kill(self.children[ident][0], self.kill_signals.get(ident, signal.SIGKILL))
             return
         stdout, stderr, status_fd, *extra = fds
         helper = str(request.get("helper", ""))
@@ -118,6 +122,8 @@ class _Server:
                 self._child(str(op), helper, [stdout, stderr, *extra], as_init=as_init)
             pidfd = os.pidfd_open(pid)
         self.children[ident] = (pid, pidfd, os.dup(status_fd))
+        if helper == "chroot":
+            self.kill_signals[ident] = signal.SIGTERM
         self.selector.register(pidfd, selectors.EVENT_READ, ident)
         if op == "probe":
             self._fork_spare()  # namespaces steps are likely to follow
@@ -237,6 +243,7 @@ class _Server:
 
     def _reap(self, ident: int) -> None:
         pid, pidfd, status_fd = self.children.pop(ident)
+        self.kill_signals.pop(ident, None)
         self.selector.unregister(pidfd)
         os.close(pidfd)
         _, wait_status = os.waitpid(pid, 0)

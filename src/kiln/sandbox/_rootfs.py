@@ -5,6 +5,13 @@ Why: a RUN command expects a Linux-looking root (its own ``/proc``, a small ``/d
 else. This runs in the helper's private mount namespace, so none of these mounts is visible to
 the host, and all of them disappear when the namespace's last process exits.
 
+Device nodes: Docker's device cgroup lets a container ``mknod`` anything but open only its
+default devices. Without a cgroup of its own, kiln gets that effect with mount flags: the rootfs
+is bound ``nodev`` and ``/dev`` is a ``nodev`` tmpfs in which each allowed node is a bind mount
+of its own (the only mounts where device nodes open). A node the step makes, or one a base
+image ships, can be created, listed and copied into a layer, but ``open`` fails (``EACCES``
+where Docker says ``EPERM``).
+
 The rootfs has already been checked by the parent (mount points are real directories, bound
 files are regular files), so following paths here cannot leave it.
 """
@@ -40,6 +47,7 @@ def enter_rootfs(plan: SandboxPlan) -> None:
     """Mount everything into ``plan.rootfs`` and pivot into it. Must run in the new pid ns."""
     root = plan.rootfs
     _mount(root, root, None, _libc.MS_BIND | _libc.MS_REC, what=f"bind {root} onto itself")
+    _remount_nodev(root)
     _mount_proc(f"{root}/proc")
     _mount_dev(f"{root}/dev")
     _mount_sys(f"{root}/sys")
@@ -67,8 +75,10 @@ def _mount_proc(target: str) -> None:
 
 
 def _mount_dev(target: str) -> None:
-    flags = _libc.MS_NOSUID | _libc.MS_NOEXEC
-    _mount("tmpfs", target, "tmpfs", flags, "mode=755,size=65536k", what=f"mount tmpfs on {target}")
+    flags = _libc.MS_NOSUID | _libc.MS_NOEXEC  # devpts: its pty nodes must open
+    dev_flags = _NOSUID_NODEV_NOEXEC  # nodes made in /dev later never open (Docker's cgroup)
+    size = "mode=755,size=65536k"
+    _mount("tmpfs", target, "tmpfs", dev_flags, size, what=f"mount tmpfs on {target}")
     for name, (major, minor) in DEVICES.items():
         _make_device(f"{target}/{name}", major, minor)
     pts = f"{target}/pts"
@@ -90,15 +100,21 @@ def _mount_dev(target: str) -> None:
 
 
 def _make_device(path: str, major: int, minor: int) -> None:
+    """An allowed node in the ``nodev`` /dev: a bind mount of its own, without ``nodev``."""
     try:
         os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
         os.chmod(path, 0o666)
     except PermissionError:
-        # Without CAP_MKNOD (e.g. in a user namespace) the host's node can still be bound.
+        # Without CAP_MKNOD (e.g. in a user namespace) the host's node can still be bound; the
+        # bind keeps the flags of the host's /dev, where nodes open.
         with open(path, "wb"):
             pass
         host = f"/dev/{os.path.basename(path)}"
         _mount(host, path, None, _libc.MS_BIND, what=f"bind {host} on {path}")
+        return
+    _mount(path, path, None, _libc.MS_BIND, what=f"bind {path} onto itself")
+    flags = _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_NOSUID | _libc.MS_NOEXEC
+    _mount(None, path, None, flags, what=f"allow opening {path}")
 
 
 def _mount_sys(target: str) -> None:
@@ -110,6 +126,14 @@ def _mount_sys(target: str) -> None:
         pass  # sysfs may refuse a fresh instance (network namespace rules); bind the host's
     _mount("/sys", target, None, _libc.MS_BIND | _libc.MS_REC, what=f"bind /sys on {target}")
     _remount_readonly(target, _NOSUID_NODEV_NOEXEC)
+
+
+def _remount_nodev(path: str) -> None:
+    """Add ``nodev`` to the bind mount at ``path``, repeating the flags it has (a remount that
+    left one out would clear it, which a user namespace refuses for the flags it locked)."""
+    have = os.statvfs(path).f_flag & (_libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC)
+    flags = _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_NODEV | have
+    _mount(None, path, None, flags, what=f"make device nodes in {path} unopenable")
 
 
 def _remount_readonly(path: str, extra: int) -> None:

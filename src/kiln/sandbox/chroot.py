@@ -32,7 +32,9 @@ LIMITATIONS = (
     "chroot isolation cannot provide /proc, /sys, /dev/pts or /dev/shm (they need mounts); "
     "RUN steps share kiln's pid, ipc, uts and network namespaces (they see the container's "
     "processes and its hostname; --network none is not possible); "
-    "/etc/resolv.conf and /etc/hosts are copies of the host's for the step's duration"
+    "/etc/resolv.conf and /etc/hosts are copies of the host's for the step's duration; "
+    "device nodes a step makes or the image ships open unless the container runtime's device "
+    "cgroup forbids it (Docker, Podman and Kubernetes do; nothing does outside a container)"
 )
 
 
