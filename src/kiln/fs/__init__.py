@@ -19,6 +19,7 @@ from .layerwriter import (
 )
 from .overlay import OverlayRootfs, overlay_problem
 from .overlaydiff import overlay_changes
+from .protected import ProtectedPaths
 from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
@@ -35,6 +36,7 @@ __all__ = [
     "LayerStore",
     "OverlayRootfs",
     "OverlayStage",
+    "ProtectedPaths",
     "Snapshotter",
     "SourceFile",
     "StageFilesystem",

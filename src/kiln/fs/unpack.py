@@ -36,6 +36,7 @@ from kiln.errors import LayerError, UnsafePathError
 
 from .metadata import WarnOnce, apply_metadata, has_xattrs, mtime_ns, set_times
 from .names import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_name, whiteout_target
+from .protected import ProtectedPaths
 from .securejoin import secure_join_str
 from .tarreader import (
     BLKTYPE,
@@ -60,13 +61,21 @@ _PARENT_CACHE_LIMIT = 1 << 16
 _Dir = tuple[str, str, str]
 
 
-def apply_layer(tar_stream: BinaryIO, rootfs: Path) -> None:
+def apply_layer(
+    tar_stream: BinaryIO, rootfs: Path, *, protected: ProtectedPaths | None = None
+) -> None:
     """Extract the uncompressed layer tar ``tar_stream`` onto ``rootfs`` with OCI semantics.
 
     Raises ``UnsafePathError`` for entries that would escape ``rootfs`` (before writing them) and
     ``LayerError`` for malformed tars.
+
+    ``protected`` (the inplace isolation's kept paths): an entry *named* inside one is dropped,
+    as Kaniko does (images carry ``/proc``, ``/etc/hosts``...); an entry that would create,
+    replace, delete or link a protected path by *resolving* to it through symlinks is refused
+    with ``UnsafePathError`` before anything is written. A whiteout or opaque directory above
+    protected paths deletes everything else there.
     """
-    _Unpacker(rootfs).run(tar_stream)
+    _Unpacker(rootfs, protected).run(tar_stream)
 
 
 class _Creator:
@@ -95,8 +104,11 @@ class _Creator:
 class _Unpacker:
     """State of one layer extraction: what this layer wrote, caches, directories awaiting mtimes."""
 
-    def __init__(self, rootfs: Path | str) -> None:
+    def __init__(self, rootfs: Path | str, protected: ProtectedPaths | None = None) -> None:
         self.root = os.path.abspath(rootfs)
+        self.protected = protected
+        self._name_guard: dict[str, bool] = {}  # clean parent name -> names below it may be kept
+        self._real_guard: dict[str, bool] = {}  # rprefix -> protected paths at or below it
         self.prefix = self.root if self.root.endswith("/") else self.root + "/"
         self.written: set[str] = set()
         self.written_ancestors: set[str] = set()
@@ -143,13 +155,22 @@ class _Unpacker:
                 self.root_entry(entry)
                 return
             parent_rel, base = posixpath.split(rel)
+        if self.protected is not None and self._named_protected(entry, parent_rel, base):
+            return  # named inside a protected path: dropped, as Kaniko does
         if base.startswith(WHITEOUT_PREFIX):
             if base == OPAQUE_WHITEOUT:
+                if self.protected is not None:
+                    self._refuse_protected(entry, self.lookup_dir(parent_rel)[2])
                 self.opaque(parent_rel)
             else:
-                self.whiteout(posixpath.join(parent_rel, whiteout_target(base) or base))
+                target = posixpath.join(parent_rel, whiteout_target(base) or base)
+                if self.protected is not None:
+                    self._refuse_resolved(entry, target)
+                self.whiteout(target)
             return
         _, dprefix, rprefix = self._dirs.get(parent_rel) or self.ensure_dir(parent_rel)
+        if self.protected is not None and self._guarded(rprefix):
+            self._refuse_protected(entry, rprefix + base)
         if entry.type in REGULAR_TYPES:
             self.regular(reader, entry, dprefix, base)
         elif not self.create(entry, dprefix + base, parent_rel, base):
@@ -169,6 +190,43 @@ class _Unpacker:
         self._parents[head] = rel
         return rel
 
+    # --- protected paths -----------------------------------------------------------------------
+
+    def _named_protected(self, entry: TarEntry, parent_rel: str, base: str) -> bool:
+        """True if ``entry`` names (or hardlinks to) a protected path: it is to be dropped."""
+        protected = self.protected
+        assert protected is not None
+        touched = self._name_guard.get(parent_rel)
+        if touched is None:
+            touched = self._name_guard[parent_rel] = protected.touches(parent_rel)
+        if entry.type == LNKTYPE and protected.covers(clean_name(entry.linkname)):
+            return True
+        if not touched:
+            return False
+        if base == OPAQUE_WHITEOUT:
+            return protected.covers(parent_rel)
+        if base.startswith(WHITEOUT_PREFIX):
+            base = whiteout_target(base) or base
+        return protected.covers(f"{parent_rel}/{base}" if parent_rel else base)
+
+    def _guarded(self, rprefix: str) -> bool:
+        """Protected paths lie in or below the real directory ``rprefix`` (cached)."""
+        guarded = self._real_guard.get(rprefix)
+        if guarded is None:
+            assert self.protected is not None
+            guarded = self._real_guard[rprefix] = self.protected.touches(rprefix)
+        return guarded
+
+    def _refuse_protected(self, entry: TarEntry, real_rel: str) -> None:
+        """Raise if ``entry``, resolved to ``real_rel``, lands on a protected path."""
+        if self.protected is not None and self.protected.covers(real_rel):
+            raise self.protected.refuse(f"layer entry {entry.name!r}", real_rel)
+
+    def _refuse_resolved(self, entry: TarEntry, rel: str) -> None:
+        """``_refuse_protected`` for rootfs-relative ``rel``, its parent resolved first."""
+        parent_rel, base = posixpath.split(rel)
+        self._refuse_protected(entry, self.lookup_dir(parent_rel)[2] + base)
+
     def _mark_ancestors(self, rel: str) -> None:
         while rel and rel not in self.written_ancestors:
             self.written_ancestors.add(rel)
@@ -182,6 +240,10 @@ class _Unpacker:
         if cached is not None:
             return cached
         real = secure_join_str(self.root, rel)
+        protected = self.protected
+        if protected is not None and protected.covers(real[len(self.prefix) :]):
+            # checked before anything is created: a symlink may lead into a protected path
+            raise protected.refuse(f"layer entry directory {rel!r}", real[len(self.prefix) :])
         try:
             _mkdirs(real, 0o755)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -240,7 +302,7 @@ class _Unpacker:
         real = rprefix + base
         if real in self.written or real in self.written_ancestors:
             return  # a whiteout never deletes what this same layer wrote
-        self.remove(dprefix + base)
+        self.remove(dprefix + base, partial=True)
 
     def opaque(self, dir_rel: str) -> None:
         real, dprefix, rprefix = self.lookup_dir(dir_rel)
@@ -258,7 +320,7 @@ class _Unpacker:
                 if os.path.isdir(path) and not os.path.islink(path):
                     self.clear_lower(path + "/", rel + "/")
             else:
-                self.remove(path)
+                self.remove(path, partial=True)
 
     # --- creating entries ----------------------------------------------------------------------
 
@@ -356,12 +418,27 @@ class _Unpacker:
         self.remove(target, st)
         return True
 
-    def remove(self, path: str, st: os.stat_result | None = None) -> None:
-        """Delete ``path`` (a directory with its contents; a symlink itself, never its target)."""
+    def remove(self, path: str, st: os.stat_result | None = None, *, partial: bool = False) -> None:
+        """Delete ``path`` (a directory with its contents; a symlink itself, never its target).
+
+        With protected paths, those at or below ``path`` stay: with ``partial`` (a whiteout,
+        an opaque directory) everything else goes; without (``path`` is to be replaced by a
+        new entry) that is refused.
+        """
         if st is None:
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
+                return
+        protected = self.protected
+        if protected is not None:
+            rel = path[len(self.prefix) :] if path != self.root else ""
+            if protected.touches(rel):
+                if not partial:
+                    raise protected.refuse(f"replacing /{rel} (it holds protected paths)", rel)
+                if stat.S_ISDIR(st.st_mode) and not protected.covers(rel):
+                    self.forget_dirs()
+                    _remove_unprotected(path, rel, protected)
                 return
         if stat.S_ISDIR(st.st_mode):
             self.forget_dirs()
@@ -380,7 +457,9 @@ class _Unpacker:
         if link_rel == "":
             raise UnsafePathError(f"hardlink {entry.name!r} points at the root directory")
         link_parent, link_base = posixpath.split(link_rel)
-        source = self.lookup_dir(link_parent)[1] + link_base
+        _, dprefix, rprefix = self.lookup_dir(link_parent)
+        self._refuse_protected(entry, rprefix + link_base)
+        source = dprefix + link_base
         try:
             source_stat = os.lstat(source)
         except FileNotFoundError as exc:
@@ -417,6 +496,23 @@ class _Unpacker:
         else:
             kind = stat.S_IFCHR if entry.type == CHRTYPE else stat.S_IFBLK
             os.mknod(target, mode | kind, os.makedev(entry.devmajor, entry.devminor))
+
+
+def _remove_unprotected(directory: str, rel: str, protected: ProtectedPaths) -> None:
+    """Delete everything below ``directory`` (rootfs-relative ``rel``) but protected paths."""
+    with os.scandir(directory) as entries:
+        children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for name, is_dir in children:
+        child = f"{rel}/{name}" if rel else name
+        path = f"{directory}/{name}"
+        if protected.covers(child):
+            continue
+        if is_dir and protected.holds(child):
+            _remove_unprotected(path, child, protected)
+        elif is_dir:
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 def _mkdirs(path: str, mode: int) -> None:
