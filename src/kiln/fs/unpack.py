@@ -168,7 +168,7 @@ class _Unpacker:
                     self._refuse_resolved(entry, target)
                 self.whiteout(target)
             return
-        _, dprefix, rprefix = self._dirs.get(parent_rel) or self.ensure_dir(parent_rel)
+        _, dprefix, rprefix = self._dirs.get(parent_rel) or self.ensure_dir(parent_rel, name)
         if self.protected is not None and self._guarded(rprefix):
             self._refuse_protected(entry, rprefix + base)
         if entry.type in REGULAR_TYPES:
@@ -234,8 +234,11 @@ class _Unpacker:
 
     # --- directories ---------------------------------------------------------------------------
 
-    def ensure_dir(self, rel: str) -> _Dir:
-        """The real directory for rootfs-relative ``rel``, created (with parents) if missing."""
+    def ensure_dir(self, rel: str, name: str | None = None) -> _Dir:
+        """The real directory for rootfs-relative ``rel``, created (with parents) if missing.
+
+        ``name``: the entry it is the parent of, for messages.
+        """
         cached = self._dirs.get(rel)
         if cached is not None:
             return cached
@@ -243,7 +246,10 @@ class _Unpacker:
         protected = self.protected
         if protected is not None and protected.covers(real[len(self.prefix) :]):
             # checked before anything is created: a symlink may lead into a protected path
-            raise protected.refuse(f"layer entry directory {rel!r}", real[len(self.prefix) :])
+            reached = real[len(self.prefix) :]
+            if name is None:
+                raise protected.refuse(f"layer entry directory {rel!r}", reached)
+            raise protected.refuse(f"layer entry {name!r}", f"{reached}/{name.rpartition('/')[2]}")
         try:
             _mkdirs(real, 0o755)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -428,8 +434,8 @@ class _Unpacker:
         if st is None:
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:
-                return
+            except (FileNotFoundError, NotADirectoryError):
+                return  # nothing there (a whiteout below a file whites out nothing)
         protected = self.protected
         if protected is not None:
             rel = path[len(self.prefix) :] if path != self.root else ""
@@ -462,7 +468,7 @@ class _Unpacker:
         source = dprefix + link_base
         try:
             source_stat = os.lstat(source)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise LayerError(
                 f"hardlink {entry.name!r} points at missing {entry.linkname!r}"
             ) from exc
@@ -470,6 +476,10 @@ class _Unpacker:
             raise LayerError(f"hardlink {entry.name!r} points at directory {entry.linkname!r}")
         if source == target:
             return  # linking a path to itself: already done
+        if source.startswith(target + "/"):
+            raise LayerError(
+                f"hardlink {entry.name!r} points at {entry.linkname!r}, which it would replace"
+            )
         try:
             os.link(source, target, follow_symlinks=False)
         except FileExistsError:
