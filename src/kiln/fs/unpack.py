@@ -36,6 +36,8 @@ from kiln.errors import LayerError, UnsafePathError
 
 from .metadata import WarnOnce, apply_metadata, has_xattrs, mtime_ns, set_times
 from .names import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_name, whiteout_target
+from .protected import HINT as PROTECTED_HINT
+from .protected import WHAT as PROTECTED_WHAT
 from .protected import ProtectedPaths
 from .securejoin import secure_join_str
 from .tarreader import (
@@ -441,7 +443,11 @@ class _Unpacker:
             rel = path[len(self.prefix) :] if path != self.root else ""
             if protected.touches(rel):
                 if not partial:
-                    raise protected.refuse(f"replacing /{rel} (it holds protected paths)", rel)
+                    raise UnsafePathError(
+                        f"a layer entry would replace /{rel}, which holds protected paths "
+                        f"({PROTECTED_WHAT})",
+                        hint=PROTECTED_HINT,
+                    )
                 if stat.S_ISDIR(st.st_mode) and not protected.covers(rel):
                     self.forget_dirs()
                     _remove_unprotected(path, rel, protected)
