@@ -13,13 +13,19 @@ Every function takes the `root` it works on, so the rules are tested on a scratc
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from kiln.errors import SandboxError
-from kiln.fs import Changes, ProtectedPaths, apply_layer, open_layer, write_layer
+from kiln.fs import (
+    Changes,
+    ProtectedPaths,
+    apply_layer,
+    open_layer,
+    remove_unprotected,
+    write_layer,
+)
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 INIT_CGROUP = Path("/proc/1/cgroup")
@@ -94,23 +100,7 @@ def check_container(force: bool, root: Path = Path("/")) -> str:
 
 def reset(root: Path, ignored: IgnoredPaths) -> None:
     """Delete everything under `root` except ignored paths (and the directories holding them)."""
-    _reset_dir(str(root), "", ignored)
-
-
-def _reset_dir(directory: str, prefix: str, ignored: IgnoredPaths) -> None:
-    with os.scandir(directory) as entries:
-        names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-    for name, is_dir in names:
-        rel = prefix + name
-        path = f"{directory}/{name}"
-        if ignored.covers(rel):
-            continue
-        if is_dir and ignored.holds(rel):
-            _reset_dir(path, rel + "/", ignored)
-        elif is_dir:
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    remove_unprotected(str(root), "", ignored)
 
 
 def unpack(layer_blob: Path, root: Path, ignored: IgnoredPaths) -> None:

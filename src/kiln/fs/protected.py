@@ -12,6 +12,7 @@ a symlink to ``/run``).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -68,3 +69,24 @@ class ProtectedPaths:
         return UnsafePathError(
             f"{what} resolves to /{real_rel.strip('/')}, which is protected ({WHAT})", hint=HINT
         )
+
+
+def remove_unprotected(directory: str, rel: str, protected: ProtectedPaths) -> None:
+    """Delete everything below ``directory`` (root-relative ``rel``) but protected paths.
+
+    Directories holding protected paths stay and are entered; symlinks are removed, never
+    followed.
+    """
+    with os.scandir(directory) as entries:
+        children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for name, is_dir in children:
+        child = f"{rel}/{name}" if rel else name
+        path = f"{directory}/{name}"
+        if protected.covers(child):
+            continue
+        if is_dir and protected.holds(child):
+            remove_unprotected(path, child, protected)
+        elif is_dir:
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)

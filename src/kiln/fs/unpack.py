@@ -20,6 +20,11 @@ file is written and finished through its descriptor, and ``fchown``/``fchmod`` a
 creating it already gave the wanted owner and mode (known from the process's fsuid, fsgid and
 umask and the directory's group, setgid bit and default ACL), so such a file costs four system
 calls: ``openat``, ``write``, ``utimensat``, ``close``.
+
+Protected paths (the inplace isolation unpacks over the container's own `/`, next to kiln): the
+check is on where an entry *lands*, after resolving its parent, not on its name, because
+``x -> /kiln`` followed by ``x/file`` names nothing protected. Per directory it costs one cached
+lookup, so only entries in directories at or above a protected path pay for the exact check.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from .metadata import WarnOnce, apply_metadata, has_xattrs, mtime_ns, set_times
 from .names import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_name, whiteout_target
 from .protected import HINT as PROTECTED_HINT
 from .protected import WHAT as PROTECTED_WHAT
-from .protected import ProtectedPaths
+from .protected import ProtectedPaths, remove_unprotected
 from .securejoin import secure_join_str
 from .tarreader import (
     BLKTYPE,
@@ -450,7 +455,7 @@ class _Unpacker:
                     )
                 if stat.S_ISDIR(st.st_mode) and not protected.covers(rel):
                     self.forget_dirs()
-                    _remove_unprotected(path, rel, protected)
+                    remove_unprotected(path, rel, protected)
                 return
         if stat.S_ISDIR(st.st_mode):
             self.forget_dirs()
@@ -512,23 +517,6 @@ class _Unpacker:
         else:
             kind = stat.S_IFCHR if entry.type == CHRTYPE else stat.S_IFBLK
             os.mknod(target, mode | kind, os.makedev(entry.devmajor, entry.devminor))
-
-
-def _remove_unprotected(directory: str, rel: str, protected: ProtectedPaths) -> None:
-    """Delete everything below ``directory`` (rootfs-relative ``rel``) but protected paths."""
-    with os.scandir(directory) as entries:
-        children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-    for name, is_dir in children:
-        child = f"{rel}/{name}" if rel else name
-        path = f"{directory}/{name}"
-        if protected.covers(child):
-            continue
-        if is_dir and protected.holds(child):
-            _remove_unprotected(path, child, protected)
-        elif is_dir:
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
 
 
 def _mkdirs(path: str, mode: int) -> None:
