@@ -304,7 +304,7 @@ def _entry_of(spec: _Spec) -> tuple[tarfile.TarInfo, bytes]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(layers=st.lists(st.lists(_SPECS, min_size=1, max_size=8), min_size=1, max_size=3))
 def test_no_layer_sequence_changes_protected_paths(
