@@ -95,7 +95,7 @@ def test_file_replaces_symlink_instead_of_writing_through(world: tuple[Path, Pat
 
 def test_hardlink_outside_is_rejected(world: tuple[Path, Path]) -> None:
     rootfs, sentinel = world
-    with pytest.raises(UnsafePathError):
+    with pytest.raises(UnsafePathError, match="hardlink 'passwd' points at '../../sentinel', wh"):
         apply_layer(make_tar(hard("passwd", "../../sentinel")), rootfs)
     assert_untouched(sentinel)
 

@@ -206,7 +206,7 @@ class _Unpacker:
         touched = self._name_guard.get(parent_rel)
         if touched is None:
             touched = self._name_guard[parent_rel] = protected.touches(parent_rel)
-        if entry.type == LNKTYPE and protected.covers(clean_name(entry.linkname)):
+        if entry.type == LNKTYPE and protected.covers(_link_target(entry)):
             return True
         if not touched:
             return False
@@ -470,7 +470,7 @@ class _Unpacker:
                 raise
 
     def hardlink(self, entry: TarEntry, target: str) -> None:
-        link_rel = clean_name(entry.linkname)
+        link_rel = _link_target(entry)
         if link_rel == "":
             raise UnsafePathError(f"hardlink {entry.name!r} points at the root directory")
         link_parent, link_base = posixpath.split(link_rel)
@@ -517,6 +517,18 @@ class _Unpacker:
         else:
             kind = stat.S_IFCHR if entry.type == CHRTYPE else stat.S_IFBLK
             os.mknod(target, mode | kind, os.makedev(entry.devmajor, entry.devminor))
+
+
+def _link_target(entry: TarEntry) -> str:
+    """A hardlink's target, rootfs-relative; the error names the link, not only its target."""
+    try:
+        return clean_name(entry.linkname)
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            f"hardlink {entry.name!r} points at {entry.linkname!r}, which climbs out of the root "
+            "filesystem",
+            hint=exc.hint,
+        ) from None
 
 
 def _mkdirs(path: str, mode: int) -> None:
