@@ -86,7 +86,7 @@ def _archive(path: Path, *members: tuple[str, bytes, str]) -> Path:
     [
         (
             [("l", tarfile.SYMTYPE, "/missing/dir"), ("l/file", tarfile.REGTYPE, "")],
-            "ADD cannot unpack 'l/file' from evil.tar: No such file or directory",
+            "ADD cannot unpack 'l/file' from evil.tar: No such file or directory: /missing/dir",
         ),
         (
             [("h", tarfile.LNKTYPE, "nowhere")],
@@ -124,3 +124,18 @@ def test_hostile_add_archives_give_located_errors(
         job.copy_from(LocalContext(context))
     assert (root / "kiln" / "bin" / "kiln").read_text() == "kiln's code"
     assert not os.path.lexists(root / "missing")
+
+
+def test_copy_through_a_link_to_a_missing_directory_creates_it(tmp_path: Path) -> None:
+    """BuildKit resolves the destination in the root and creates what is missing (MkdirAll)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to("/missing/dir")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "f").write_text("copied")
+    written = CopyJob(root, _effect(("f",), "/link/sub/"), "Dockerfile").copy_from(
+        LocalContext(context)
+    )
+    assert (root / "missing" / "dir" / "sub" / "f").read_text() == "copied"
+    assert written == ["missing", "missing/dir", "missing/dir/sub", "missing/dir/sub/f"]

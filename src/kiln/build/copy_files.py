@@ -160,9 +160,12 @@ class CopyJob:
                     self._extract_member(member, content, base, name)
                 except (FileNotFoundError, NotADirectoryError) as exc:
                     # e.g. a member under a symlink to a missing directory
+                    where = Path(str(exc.filename))
+                    if where.is_relative_to(self.rootfs):
+                        where = Path("/", where.relative_to(self.rootfs))
                     raise self._error(
                         f"ADD cannot unpack {member.name!r} from {archive.name}: "
-                        f"{exc.strerror} ({exc.filename})"
+                        f"{exc.strerror}: {where}"
                     ) from None
 
     def _extract_member(
@@ -171,9 +174,9 @@ class CopyJob:
         """One archive member to ``base``/``name``, like `tar -x`."""
         absolute = posixpath.join(base, name)
         if member.isdir():
-            target = secure_join(self.rootfs, self.ensure_dir(absolute))
+            target = secure_join(self.rootfs, self.ensure_dir(absolute, dangling=False))
         elif member.issym() or member.islnk() or content is not None:
-            parent = self.ensure_dir(posixpath.dirname(absolute))
+            parent = self.ensure_dir(posixpath.dirname(absolute), dangling=False)
             if member.islnk():
                 linked = secure_join(
                     self.rootfs, posixpath.join(base, posixpath.normpath(member.linkname))
@@ -230,15 +233,15 @@ class CopyJob:
             self._finish(path, 0o644)
         return self.written
 
-    def ensure_dir(self, absolute: str) -> str:
+    def ensure_dir(self, absolute: str, *, dangling: bool = True) -> str:
         """Create missing directories along absolute (never following links out of rootfs)."""
         known = self._dirs.get(absolute)
         if known is not None:
             return known  # a COPY never replaces a directory, so it still is one
-        self._dirs[absolute] = real = self._ensure_dir(absolute)
+        self._dirs[absolute] = real = self._ensure_dir(absolute, dangling)
         return real
 
-    def _ensure_dir(self, absolute: str) -> str:
+    def _ensure_dir(self, absolute: str, dangling: bool) -> str:
         parts = [p for p in absolute.split("/") if p not in ("", ".")]
         real = "/"
         for part in parts:
@@ -252,9 +255,15 @@ class CopyJob:
                 continue
             if os.path.lexists(candidate):
                 raise BuildError(f"cannot copy to {absolute}: {real} exists and is not a directory")
-            candidate.mkdir(mode=0o755)
-            self._chown(candidate, 0, 0)
-            self._record(candidate)
+            # Through a symlink to a missing directory COPY creates it, as BuildKit's MkdirAll in
+            # the root does; `tar -x` of an ADD archive does not (``dangling=False``): an error.
+            missing = [candidate]
+            while dangling and not missing[-1].parent.exists():
+                missing.append(missing[-1].parent)
+            for directory in reversed(missing):
+                directory.mkdir(mode=0o755)
+                self._chown(directory, 0, 0)
+                self._record(directory)
         return real
 
     def _replaceable(self, absolute: str) -> Path:
