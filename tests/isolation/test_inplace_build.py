@@ -19,13 +19,16 @@ import pytest
 
 from kiln.build import isolation
 from kiln.build.builder import build
+from kiln.build.effects import WorkdirEffect
+from kiln.build.executor import StageExecutor
 from kiln.build.inplace_filesystems import InplaceFilesystems
 from kiln.build.options import BuildOptions
 from kiln.build.state import LayerRef
 from kiln.build.workspace import Workspace
 from kiln.cli.build_command import options_from_args
 from kiln.cli.main import make_parser
-from kiln.errors import BuildError, SandboxError
+from kiln.context import LocalContext
+from kiln.errors import BuildError, SandboxError, UnsafePathError
 from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner
 
 
@@ -192,3 +195,33 @@ def test_the_cli_spells_the_inplace_flags_like_kaniko() -> None:
     )  # fmt: skip
     with pytest.raises(SystemExit):
         make_parser().parse_args(["build", "--ignore-var-run=maybe"])
+
+
+def test_workdir_through_a_planted_link_is_refused_before_mkdir(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    with Workspace(root / "kiln" / "work", None) as workspace:
+        filesystems = _filesystems(root, workspace)
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as tar:
+            link = tarfile.TarInfo("w")
+            link.type, link.linkname = tarfile.SYMTYPE, "/kiln"
+            tar.addfile(link)
+        blob = gzip.compress(raw.getvalue())
+        (workspace.scratch / "blob").write_bytes(blob)
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        workspace.store.add_file(workspace.scratch / "blob", digest)
+        diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+        base = LayerRef(digest, diff_id, len(blob), "application/vnd.oci.image.layer.v1.tar+gzip")
+        stage = filesystems.create([base], "0")
+        executor = StageExecutor(
+            stage, workspace.store, InplaceRunner(), lambda _: (_no_source(), False),
+            "Dockerfile", workspace.scratch,
+        )  # fmt: skip
+        with pytest.raises(UnsafePathError, match="directory /w/new resolves to /kiln, which is"):
+            executor.workdir(WorkdirEffect("/w/new", ""))
+        assert not (root / "kiln" / "new").exists()
+        filesystems.close()
+
+
+def _no_source() -> LocalContext:
+    raise AssertionError("WORKDIR reads no source")

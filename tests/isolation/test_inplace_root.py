@@ -19,7 +19,7 @@ from kiln.build.inplace_root import (
     save,
     unpack,
 )
-from kiln.errors import SandboxError
+from kiln.errors import SandboxError, UnsafePathError
 
 
 def _tree(root: Path) -> Path:
@@ -160,3 +160,43 @@ def test_outside_a_container_inplace_needs_force(
     (root / ".dockerenv").unlink()
     cgroup.write_text("1:cpu:/kubepods/burstable/pod1234/abc\n")
     assert check_container(False, root) == "/proc/1/cgroup mentions kubepods"
+
+
+def test_unpack_refuses_entries_reaching_protected_paths_through_symlinks(tmp_path: Path) -> None:
+    """Issue 11.1: the check is on where an entry resolves, not on its name."""
+    root = _tree(tmp_path / "root")
+    (root / "var" / "run").rename(root / "run")
+    (root / "var" / "run").symlink_to("/run")  # as in most images: /var/run -> /run
+    ignored = _ignored(root)
+    assert {"run", "var/run"} <= ignored.paths  # a kept symlink counts where it points, too
+    reset(root, ignored)
+    before = _files(root)
+    attacks = {
+        "kiln-file": {"v": "-> /kiln/bin", "v/python": "replaced"},
+        "kiln-dir": {"x": "-> /kiln", "x/file": "new"},
+        "mount": {"w": "-> /workspace", "w/Dockerfile": "replaced"},
+        "opaque": {"w": "-> /kiln", "w/.wh..wh..opq": ""},
+        "whiteout": {"w": "-> /etc", "w/.wh.hosts": ""},
+        "secret": {"s": "-> /var/run", "s/secret": "replaced"},
+    }
+    for name, entries in attacks.items():
+        layer = _layer_with_links(tmp_path / f"{name}.tar", entries)
+        with pytest.raises(UnsafePathError, match="which is protected"):
+            unpack(layer, root, ignored)
+        assert {k: v for k, v in _files(root).items() if ignored.covers(k)} == {
+            k: v for k, v in before.items() if ignored.covers(k)
+        }, name
+
+
+def _layer_with_links(path: Path, entries: dict[str, str]) -> Path:
+    """A layer tar whose values starting with '-> ' are symlinks, the others files."""
+    with tarfile.open(path, "w") as tar:
+        for name, content in entries.items():
+            info = tarfile.TarInfo(name)
+            if content.startswith("-> "):
+                info.type, info.linkname = tarfile.SYMTYPE, content[3:]
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content.encode()))
+    return path

@@ -18,8 +18,10 @@ import os
 import posixpath
 import shutil
 import stat
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kiln.build.archive_source import archive_members, is_archive
 from kiln.build.chmod import parse_chmod
@@ -27,7 +29,7 @@ from kiln.build.effects import CopyEffect
 from kiln.build.remote_source import download, is_url
 from kiln.context import BuildContext, IgnoreMatcher, SourceMatch, resolve_sources, walk_source
 from kiln.errors import BuildError, DockerfileError
-from kiln.fs import SourceFile, lookup_chown, secure_join
+from kiln.fs import ProtectedPaths, SourceFile, lookup_chown, secure_join
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,10 @@ class CopyJob:
         *,
         keep_owner: bool = False,
         defer_files: bool = False,
+        protected: ProtectedPaths | None = None,
     ) -> None:
         self.rootfs = rootfs
+        self.protected = protected  # inplace: never written, also not through a symlink
         self.effect = effect
         self.filename = filename
         self.written: list[str] = []
@@ -70,6 +74,17 @@ class CopyJob:
 
     def _error(self, message: str) -> DockerfileError:
         return DockerfileError(message, file=self.filename, line=self.effect.line)
+
+    def _guard(self, target: Path, what: str) -> None:
+        """Refuse, before writing, a resolved ``target`` that is a protected path (inplace)."""
+        if self.protected is None:
+            return
+        rel = target.relative_to(self.rootfs).as_posix()
+        if rel != "." and self.protected.covers(rel):
+            refused = self.protected.refuse(what, rel)
+            raise DockerfileError(
+                refused.message, file=self.filename, line=self.effect.line, hint=refused.hint
+            )
 
     def destination(self, count: int) -> tuple[str, bool]:
         """The absolute destination and whether it names a directory."""
@@ -141,35 +156,62 @@ class CopyJob:
                 name = posixpath.normpath(member.name.lstrip("/"))
                 if name in (".", "") or name.startswith("../"):
                     continue
-                absolute = posixpath.join(base, name)
-                if member.isdir():
-                    target = secure_join(self.rootfs, self.ensure_dir(absolute))
-                elif member.issym() or member.islnk() or content is not None:
-                    parent = self.ensure_dir(posixpath.dirname(absolute))
-                    target = self._replaceable(posixpath.join(parent, posixpath.basename(name)))
-                    if member.issym():
-                        os.symlink(member.linkname, target)
-                    elif member.islnk():
-                        linked = posixpath.join(base, posixpath.normpath(member.linkname))
-                        os.link(secure_join(self.rootfs, linked), target)
-                        continue  # shares the inode already recorded
-                    else:
-                        assert content is not None
-                        with target.open("wb") as out:
-                            shutil.copyfileobj(content, out)
-                else:
-                    continue  # devices and fifos are not unpacked by ADD either
-                self._chown(target, member.uid, member.gid)
-                if not member.issym():
-                    os.chmod(target, member.mode & 0o7777)
-                os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
-                self._record(target)
+                try:
+                    self._extract_member(member, content, base, name)
+                except (FileNotFoundError, NotADirectoryError) as exc:
+                    # e.g. a member under a symlink to a missing directory
+                    where = Path(str(exc.filename))
+                    if where.is_relative_to(self.rootfs):
+                        where = Path("/", where.relative_to(self.rootfs))
+                    raise self._error(
+                        f"ADD cannot unpack {member.name!r} from {archive.name}: "
+                        f"{exc.strerror}: {where}"
+                    ) from None
+
+    def _extract_member(
+        self, member: tarfile.TarInfo, content: BinaryIO | None, base: str, name: str
+    ) -> None:
+        """One archive member to ``base``/``name``, like `tar -x`."""
+        absolute = posixpath.join(base, name)
+        if member.isdir():
+            target = secure_join(self.rootfs, self.ensure_dir(absolute, dangling=False))
+        elif member.issym() or member.islnk() or content is not None:
+            parent = self.ensure_dir(posixpath.dirname(absolute), dangling=False)
+            if member.islnk():
+                linked = secure_join(
+                    self.rootfs, posixpath.join(base, posixpath.normpath(member.linkname))
+                )
+                self._guard(linked, f"ADD hard link {member.name!r}")
+                if not linked.exists() or linked.is_dir():
+                    missing = "a directory" if linked.exists() else "missing"
+                    raise self._error(
+                        f"ADD cannot unpack hard link {member.name!r}: "
+                        f"it points at {member.linkname!r}, which is {missing}"
+                    )
+            target = self._replaceable(posixpath.join(parent, posixpath.basename(name)))
+            if member.issym():
+                os.symlink(member.linkname, target)
+            elif member.islnk():
+                os.link(linked, target)
+                return  # shares the inode already recorded
+            else:
+                assert content is not None
+                with target.open("wb") as out:
+                    shutil.copyfileobj(content, out)
+        else:
+            return  # devices and fifos are not unpacked by ADD either
+        self._chown(target, member.uid, member.gid)
+        if not member.issym():
+            os.chmod(target, member.mode & 0o7777)
+        os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
+        self._record(target)
 
     def copy_url(self, url: str, dest: str, is_dir: bool) -> None:
         """ADD http(s)://...: the file as served, mode 0600, dated by Last-Modified."""
         parent_dir = dest if is_dir else posixpath.dirname(dest) or "/"
         parent = self.ensure_dir(parent_dir)
         partial = secure_join(self.rootfs, parent) / ".kiln-download"
+        self._guard(partial, f"ADD destination {parent}")
         fetched = download(url, partial, self.effect.checksum)
         name = fetched.name if is_dir else posixpath.basename(dest)
         target = self._replaceable(posixpath.join(parent, name))
@@ -191,15 +233,15 @@ class CopyJob:
             self._finish(path, 0o644)
         return self.written
 
-    def ensure_dir(self, absolute: str) -> str:
+    def ensure_dir(self, absolute: str, *, dangling: bool = True) -> str:
         """Create missing directories along absolute (never following links out of rootfs)."""
         known = self._dirs.get(absolute)
         if known is not None:
             return known  # a COPY never replaces a directory, so it still is one
-        self._dirs[absolute] = real = self._ensure_dir(absolute)
+        self._dirs[absolute] = real = self._ensure_dir(absolute, dangling)
         return real
 
-    def _ensure_dir(self, absolute: str) -> str:
+    def _ensure_dir(self, absolute: str, dangling: bool) -> str:
         parts = [p for p in absolute.split("/") if p not in ("", ".")]
         real = "/"
         for part in parts:
@@ -207,14 +249,21 @@ class CopyJob:
             real = "/" + candidate.relative_to(self.rootfs).as_posix()
             if real == "/.":
                 real = "/"
+            self._guard(candidate, f"COPY/ADD destination {absolute}")
             self._undefer(candidate)
             if candidate.is_dir():
                 continue
             if os.path.lexists(candidate):
                 raise BuildError(f"cannot copy to {absolute}: {real} exists and is not a directory")
-            candidate.mkdir(mode=0o755)
-            self._chown(candidate, 0, 0)
-            self._record(candidate)
+            # Through a symlink to a missing directory COPY creates it, as BuildKit's MkdirAll in
+            # the root does; `tar -x` of an ADD archive does not (``dangling=False``): an error.
+            missing = [candidate]
+            while dangling and not missing[-1].parent.exists():
+                missing.append(missing[-1].parent)
+            for directory in reversed(missing):
+                directory.mkdir(mode=0o755)
+                self._chown(directory, 0, 0)
+                self._record(directory)
         return real
 
     def _replaceable(self, absolute: str) -> Path:
@@ -225,6 +274,7 @@ class CopyJob:
         """``_replaceable``, plus whether the target was free (nothing there to clear)."""
         parent = secure_join(self.rootfs, posixpath.dirname(absolute) or "/")
         target = parent / posixpath.basename(absolute)
+        self._guard(target, f"COPY/ADD destination {absolute}")
         self._undefer(target)
         if target.is_symlink() or (target.exists() and not target.is_dir()):
             target.unlink()
@@ -238,6 +288,7 @@ class CopyJob:
         absolute = posixpath.join(parent, posixpath.basename(absolute))
         if stat.S_ISDIR(st.st_mode):
             target = secure_join(self.rootfs, absolute)
+            self._guard(target, f"COPY/ADD destination {absolute}")
             self._undefer(target)
             if not target.is_dir():
                 if os.path.lexists(target):

@@ -129,11 +129,18 @@ class StageExecutor:
         from kiln.build.copy_files import CopyJob
 
         if effect.heredocs:
-            written = CopyJob(self.rootfs, effect, self.filename).copy_heredocs()
+            written = CopyJob(
+                self.rootfs, effect, self.filename, protected=self.fs.protected
+            ).copy_heredocs()
         else:
             source, keep_owner = self.sources(effect.from_ or "")
             job = CopyJob(
-                self.rootfs, effect, self.filename, keep_owner=keep_owner, defer_files=defer_files
+                self.rootfs,
+                effect,
+                self.filename,
+                keep_owner=keep_owner,
+                defer_files=defer_files,
+                protected=self.fs.protected,
             )
             written = job.copy_from(source)
             if job.deferred:
@@ -158,6 +165,9 @@ class StageExecutor:
         for part in [p for p in path.split("/") if p]:
             target = secure_join(self.rootfs, posixpath.join(current, part))
             current = "/" + target.relative_to(self.rootfs).as_posix()
+            protected = self.fs.protected
+            if protected is not None and protected.covers(current):
+                raise protected.refuse(f"directory {path}", current)
             if not target.is_dir():
                 target.mkdir(mode=0o755)
                 os.lchown(target, uid, gid)

@@ -122,6 +122,10 @@ class InplaceStage:
     def rootfs(self) -> Path:
         return self._walk.rootfs
 
+    @property
+    def protected(self) -> IgnoredPaths:
+        return self._ignored
+
     def begin(self, exclude: Iterable[str]) -> None:
         self._walk.begin((*exclude, *self._ignored.paths))
 

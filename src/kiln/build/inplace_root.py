@@ -13,39 +13,27 @@ Every function takes the `root` it works on, so the rules are tested on a scratc
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tarfile
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 from kiln.errors import SandboxError
-from kiln.fs import Changes, apply_layer, open_layer, write_layer
+from kiln.fs import (
+    Changes,
+    ProtectedPaths,
+    apply_layer,
+    open_layer,
+    remove_unprotected,
+    write_layer,
+)
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 INIT_CGROUP = Path("/proc/1/cgroup")
 _CGROUP_HINTS = ("docker", "kubepods", "containerd", "libpod", "crio", "lxc")
 
 
-@dataclass(frozen=True)
-class IgnoredPaths:
-    """Root-relative paths (no leading `/`) that inplace builds never touch."""
-
-    paths: frozenset[str]
-
-    def covers(self, rel: str) -> bool:
-        """`rel` is ignored itself or lies below an ignored path."""
-        rel = rel.strip("/")
-        return any(rel == p or rel.startswith(p + "/") for p in self.paths)
-
-    def holds(self, rel: str) -> bool:
-        """`rel` is a directory with an ignored path somewhere below it (keep it, go inside)."""
-        rel = rel.strip("/")
-        return rel == "" or any(p.startswith(rel + "/") for p in self.paths)
+#: What inplace builds never touch (the type lives in fs: the unpacker enforces it).
+IgnoredPaths = ProtectedPaths
 
 
 def ignored_paths(
@@ -64,7 +52,7 @@ def ignored_paths(
         if point == base or not point.startswith(base.rstrip("/") + "/"):
             continue
         found.add(point[len(base.rstrip("/")) + 1 :])
-    return IgnoredPaths(frozenset(p.strip("/") for p in found if p.strip("/")))
+    return ProtectedPaths.under(base, found)
 
 
 def mount_points(mountinfo: str) -> list[str]:
@@ -112,74 +100,17 @@ def check_container(force: bool, root: Path = Path("/")) -> str:
 
 def reset(root: Path, ignored: IgnoredPaths) -> None:
     """Delete everything under `root` except ignored paths (and the directories holding them)."""
-    _reset_dir(str(root), "", ignored)
-
-
-def _reset_dir(directory: str, prefix: str, ignored: IgnoredPaths) -> None:
-    with os.scandir(directory) as entries:
-        names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-    for name, is_dir in names:
-        rel = prefix + name
-        path = f"{directory}/{name}"
-        if ignored.covers(rel):
-            continue
-        if is_dir and ignored.holds(rel):
-            _reset_dir(path, rel + "/", ignored)
-        elif is_dir:
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+    remove_unprotected(str(root), "", ignored)
 
 
 def unpack(layer_blob: Path, root: Path, ignored: IgnoredPaths) -> None:
-    """Apply one (compressed) layer over `root`, dropping entries that touch ignored paths."""
-    with open_layer(layer_blob) as stream, _filtered(stream, ignored) as clean:
-        apply_layer(clean, root)
+    """Apply one (compressed) layer over `root`, never touching ignored paths.
 
-
-@contextmanager
-def _filtered(stream: BinaryIO, ignored: IgnoredPaths) -> Iterator[BinaryIO]:
-    read_fd, write_fd = os.pipe()
-    errors: list[BaseException] = []
-
-    def pump() -> None:
-        try:
-            with (
-                os.fdopen(write_fd, "wb") as sink,
-                tarfile.open(fileobj=stream, mode="r|") as source,
-                tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out,
-            ):
-                for member in source:
-                    if _keeps(member, ignored):
-                        out.addfile(member, source.extractfile(member) if member.isreg() else None)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=pump, name="kiln-inplace-filter", daemon=True)
-    thread.start()
-    with os.fdopen(read_fd, "rb") as clean:
-        try:
-            yield clean
-        finally:
-            while clean.read(65536):
-                pass  # let the pump finish even if extraction stopped early
-            thread.join()
-    if errors:
-        raise errors[0]
-
-
-def _keeps(member: tarfile.TarInfo, ignored: IgnoredPaths) -> bool:
-    name = os.path.normpath(member.name).lstrip("/")
-    name = "" if name == "." else name
-    parent, _, base = name.rpartition("/")
-    if base == ".wh..wh..opq":
-        return not ignored.covers(parent) and not ignored.holds(parent)
-    if base.startswith(".wh."):
-        target = f"{parent}/{base[4:]}" if parent else base[4:]
-        return not ignored.covers(target) and not ignored.holds(target)
-    if member.islnk() and ignored.covers(os.path.normpath(member.linkname).lstrip("/")):
-        return False
-    return not ignored.covers(name)
+    Entries named inside them are dropped; entries that reach them through symlinks are
+    refused (see ``kiln.fs.apply_layer``).
+    """
+    with open_layer(layer_blob) as stream:
+        apply_layer(stream, root, protected=ignored)
 
 
 def save(root: Path, ignored: IgnoredPaths, out: Path) -> None:

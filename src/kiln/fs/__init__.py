@@ -19,6 +19,7 @@ from .layerwriter import (
 )
 from .overlay import OverlayRootfs, overlay_problem
 from .overlaydiff import overlay_changes
+from .protected import ProtectedPaths, remove_unprotected
 from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
@@ -35,6 +36,7 @@ __all__ = [
     "LayerStore",
     "OverlayRootfs",
     "OverlayStage",
+    "ProtectedPaths",
     "Snapshotter",
     "SourceFile",
     "StageFilesystem",
@@ -49,6 +51,7 @@ __all__ = [
     "open_layer",
     "overlay_changes",
     "overlay_problem",
+    "remove_unprotected",
     "secure_join",
     "write_layer",
     "write_layer_from_paths",

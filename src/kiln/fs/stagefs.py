@@ -14,6 +14,7 @@ from typing import Protocol
 
 from .overlay import OverlayRootfs
 from .overlaydiff import overlay_changes
+from .protected import ProtectedPaths
 from .snapshot import Changes, WalkSnapshotter
 
 
@@ -23,6 +24,10 @@ class StageFilesystem(Protocol):
     @property
     def rootfs(self) -> Path:
         """The directory RUN chroots into and COPY/WORKDIR write into."""
+
+    @property
+    def protected(self) -> ProtectedPaths | None:
+        """Paths in ``rootfs`` that COPY/WORKDIR must not write, even through a symlink."""
 
     def begin(self, exclude: Iterable[str]) -> None:
         """Before a RUN: remember the state (``exclude``: paths never part of a diff)."""
@@ -52,6 +57,10 @@ class WalkStage:
     @property
     def rootfs(self) -> Path:
         return self._rootfs
+
+    @property
+    def protected(self) -> ProtectedPaths | None:
+        return None
 
     def begin(self, exclude: Iterable[str]) -> None:
         wanted = frozenset(exclude)
@@ -94,6 +103,10 @@ class OverlayStage:
     @property
     def rootfs(self) -> Path:
         return self._overlay.rootfs
+
+    @property
+    def protected(self) -> ProtectedPaths | None:
+        return None
 
     def begin(self, exclude: Iterable[str]) -> None:
         self._exclude = tuple(exclude)

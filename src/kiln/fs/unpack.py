@@ -20,6 +20,11 @@ file is written and finished through its descriptor, and ``fchown``/``fchmod`` a
 creating it already gave the wanted owner and mode (known from the process's fsuid, fsgid and
 umask and the directory's group, setgid bit and default ACL), so such a file costs four system
 calls: ``openat``, ``write``, ``utimensat``, ``close``.
+
+Protected paths (the inplace isolation unpacks over the container's own `/`, next to kiln): the
+check is on where an entry *lands*, after resolving its parent, not on its name, because
+``x -> /kiln`` followed by ``x/file`` names nothing protected. Per directory it costs one cached
+lookup, so only entries in directories at or above a protected path pay for the exact check.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from kiln.errors import LayerError, UnsafePathError
 
 from .metadata import WarnOnce, apply_metadata, has_xattrs, mtime_ns, set_times
 from .names import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_name, whiteout_target
+from .protected import HINT as PROTECTED_HINT
+from .protected import WHAT as PROTECTED_WHAT
+from .protected import ProtectedPaths, remove_unprotected
 from .securejoin import secure_join_str
 from .tarreader import (
     BLKTYPE,
@@ -60,13 +68,21 @@ _PARENT_CACHE_LIMIT = 1 << 16
 _Dir = tuple[str, str, str]
 
 
-def apply_layer(tar_stream: BinaryIO, rootfs: Path) -> None:
+def apply_layer(
+    tar_stream: BinaryIO, rootfs: Path, *, protected: ProtectedPaths | None = None
+) -> None:
     """Extract the uncompressed layer tar ``tar_stream`` onto ``rootfs`` with OCI semantics.
 
     Raises ``UnsafePathError`` for entries that would escape ``rootfs`` (before writing them) and
     ``LayerError`` for malformed tars.
+
+    ``protected`` (the inplace isolation's kept paths): an entry *named* inside one is dropped,
+    as Kaniko does (images carry ``/proc``, ``/etc/hosts``...); an entry that would create,
+    replace, delete or link a protected path by *resolving* to it through symlinks is refused
+    with ``UnsafePathError`` before anything is written. A whiteout or opaque directory above
+    protected paths deletes everything else there.
     """
-    _Unpacker(rootfs).run(tar_stream)
+    _Unpacker(rootfs, protected).run(tar_stream)
 
 
 class _Creator:
@@ -95,8 +111,11 @@ class _Creator:
 class _Unpacker:
     """State of one layer extraction: what this layer wrote, caches, directories awaiting mtimes."""
 
-    def __init__(self, rootfs: Path | str) -> None:
+    def __init__(self, rootfs: Path | str, protected: ProtectedPaths | None = None) -> None:
         self.root = os.path.abspath(rootfs)
+        self.protected = protected
+        self._name_guard: dict[str, bool] = {}  # clean parent name -> names below it may be kept
+        self._real_guard: dict[str, bool] = {}  # rprefix -> protected paths at or below it
         self.prefix = self.root if self.root.endswith("/") else self.root + "/"
         self.written: set[str] = set()
         self.written_ancestors: set[str] = set()
@@ -143,13 +162,22 @@ class _Unpacker:
                 self.root_entry(entry)
                 return
             parent_rel, base = posixpath.split(rel)
+        if self.protected is not None and self._named_protected(entry, parent_rel, base):
+            return  # named inside a protected path: dropped, as Kaniko does
         if base.startswith(WHITEOUT_PREFIX):
             if base == OPAQUE_WHITEOUT:
+                if self.protected is not None:
+                    self._refuse_protected(entry, self.lookup_dir(parent_rel)[2])
                 self.opaque(parent_rel)
             else:
-                self.whiteout(posixpath.join(parent_rel, whiteout_target(base) or base))
+                target = posixpath.join(parent_rel, whiteout_target(base) or base)
+                if self.protected is not None:
+                    self._refuse_resolved(entry, target)
+                self.whiteout(target)
             return
-        _, dprefix, rprefix = self._dirs.get(parent_rel) or self.ensure_dir(parent_rel)
+        _, dprefix, rprefix = self._dirs.get(parent_rel) or self.ensure_dir(parent_rel, name)
+        if self.protected is not None and self._guarded(rprefix):
+            self._refuse_protected(entry, rprefix + base)
         if entry.type in REGULAR_TYPES:
             self.regular(reader, entry, dprefix, base)
         elif not self.create(entry, dprefix + base, parent_rel, base):
@@ -169,6 +197,43 @@ class _Unpacker:
         self._parents[head] = rel
         return rel
 
+    # --- protected paths -----------------------------------------------------------------------
+
+    def _named_protected(self, entry: TarEntry, parent_rel: str, base: str) -> bool:
+        """True if ``entry`` names (or hardlinks to) a protected path: it is to be dropped."""
+        protected = self.protected
+        assert protected is not None
+        touched = self._name_guard.get(parent_rel)
+        if touched is None:
+            touched = self._name_guard[parent_rel] = protected.touches(parent_rel)
+        if entry.type == LNKTYPE and protected.covers(_link_target(entry)):
+            return True
+        if not touched:
+            return False
+        if base == OPAQUE_WHITEOUT:
+            return protected.covers(parent_rel)
+        if base.startswith(WHITEOUT_PREFIX):
+            base = whiteout_target(base) or base
+        return protected.covers(f"{parent_rel}/{base}" if parent_rel else base)
+
+    def _guarded(self, rprefix: str) -> bool:
+        """Protected paths lie in or below the real directory ``rprefix`` (cached)."""
+        guarded = self._real_guard.get(rprefix)
+        if guarded is None:
+            assert self.protected is not None
+            guarded = self._real_guard[rprefix] = self.protected.touches(rprefix)
+        return guarded
+
+    def _refuse_protected(self, entry: TarEntry, real_rel: str) -> None:
+        """Raise if ``entry``, resolved to ``real_rel``, lands on a protected path."""
+        if self.protected is not None and self.protected.covers(real_rel):
+            raise self.protected.refuse(f"layer entry {entry.name!r}", real_rel)
+
+    def _refuse_resolved(self, entry: TarEntry, rel: str) -> None:
+        """``_refuse_protected`` for rootfs-relative ``rel``, its parent resolved first."""
+        parent_rel, base = posixpath.split(rel)
+        self._refuse_protected(entry, self.lookup_dir(parent_rel)[2] + base)
+
     def _mark_ancestors(self, rel: str) -> None:
         while rel and rel not in self.written_ancestors:
             self.written_ancestors.add(rel)
@@ -176,12 +241,22 @@ class _Unpacker:
 
     # --- directories ---------------------------------------------------------------------------
 
-    def ensure_dir(self, rel: str) -> _Dir:
-        """The real directory for rootfs-relative ``rel``, created (with parents) if missing."""
+    def ensure_dir(self, rel: str, name: str | None = None) -> _Dir:
+        """The real directory for rootfs-relative ``rel``, created (with parents) if missing.
+
+        ``name``: the entry it is the parent of, for messages.
+        """
         cached = self._dirs.get(rel)
         if cached is not None:
             return cached
         real = secure_join_str(self.root, rel)
+        protected = self.protected
+        if protected is not None and protected.covers(real[len(self.prefix) :]):
+            # checked before anything is created: a symlink may lead into a protected path
+            reached = real[len(self.prefix) :]
+            if name is None:
+                raise protected.refuse(f"layer entry directory {rel!r}", reached)
+            raise protected.refuse(f"layer entry {name!r}", f"{reached}/{name.rpartition('/')[2]}")
         try:
             _mkdirs(real, 0o755)
         except (FileExistsError, NotADirectoryError) as exc:
@@ -240,7 +315,7 @@ class _Unpacker:
         real = rprefix + base
         if real in self.written or real in self.written_ancestors:
             return  # a whiteout never deletes what this same layer wrote
-        self.remove(dprefix + base)
+        self.remove(dprefix + base, partial=True)
 
     def opaque(self, dir_rel: str) -> None:
         real, dprefix, rprefix = self.lookup_dir(dir_rel)
@@ -258,7 +333,7 @@ class _Unpacker:
                 if os.path.isdir(path) and not os.path.islink(path):
                     self.clear_lower(path + "/", rel + "/")
             else:
-                self.remove(path)
+                self.remove(path, partial=True)
 
     # --- creating entries ----------------------------------------------------------------------
 
@@ -356,12 +431,31 @@ class _Unpacker:
         self.remove(target, st)
         return True
 
-    def remove(self, path: str, st: os.stat_result | None = None) -> None:
-        """Delete ``path`` (a directory with its contents; a symlink itself, never its target)."""
+    def remove(self, path: str, st: os.stat_result | None = None, *, partial: bool = False) -> None:
+        """Delete ``path`` (a directory with its contents; a symlink itself, never its target).
+
+        With protected paths, those at or below ``path`` stay: with ``partial`` (a whiteout,
+        an opaque directory) everything else goes; without (``path`` is to be replaced by a
+        new entry) that is refused.
+        """
         if st is None:
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
+                return  # nothing there (a whiteout below a file whites out nothing)
+        protected = self.protected
+        if protected is not None:
+            rel = path[len(self.prefix) :] if path != self.root else ""
+            if protected.touches(rel):
+                if not partial:
+                    raise UnsafePathError(
+                        f"a layer entry would replace /{rel}, which holds protected paths "
+                        f"({PROTECTED_WHAT})",
+                        hint=PROTECTED_HINT,
+                    )
+                if stat.S_ISDIR(st.st_mode) and not protected.covers(rel):
+                    self.forget_dirs()
+                    remove_unprotected(path, rel, protected)
                 return
         if stat.S_ISDIR(st.st_mode):
             self.forget_dirs()
@@ -376,14 +470,16 @@ class _Unpacker:
                 raise
 
     def hardlink(self, entry: TarEntry, target: str) -> None:
-        link_rel = clean_name(entry.linkname)
+        link_rel = _link_target(entry)
         if link_rel == "":
             raise UnsafePathError(f"hardlink {entry.name!r} points at the root directory")
         link_parent, link_base = posixpath.split(link_rel)
-        source = self.lookup_dir(link_parent)[1] + link_base
+        _, dprefix, rprefix = self.lookup_dir(link_parent)
+        self._refuse_protected(entry, rprefix + link_base)
+        source = dprefix + link_base
         try:
             source_stat = os.lstat(source)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise LayerError(
                 f"hardlink {entry.name!r} points at missing {entry.linkname!r}"
             ) from exc
@@ -391,6 +487,10 @@ class _Unpacker:
             raise LayerError(f"hardlink {entry.name!r} points at directory {entry.linkname!r}")
         if source == target:
             return  # linking a path to itself: already done
+        if source.startswith(target + "/"):
+            raise LayerError(
+                f"hardlink {entry.name!r} points at {entry.linkname!r}, which it would replace"
+            )
         try:
             os.link(source, target, follow_symlinks=False)
         except FileExistsError:
@@ -417,6 +517,18 @@ class _Unpacker:
         else:
             kind = stat.S_IFCHR if entry.type == CHRTYPE else stat.S_IFBLK
             os.mknod(target, mode | kind, os.makedev(entry.devmajor, entry.devminor))
+
+
+def _link_target(entry: TarEntry) -> str:
+    """A hardlink's target, rootfs-relative; the error names the link, not only its target."""
+    try:
+        return clean_name(entry.linkname)
+    except UnsafePathError as exc:
+        raise UnsafePathError(
+            f"hardlink {entry.name!r} points at {entry.linkname!r}, which climbs out of the root "
+            "filesystem",
+            hint=exc.hint,
+        ) from None
 
 
 def _mkdirs(path: str, mode: int) -> None:
