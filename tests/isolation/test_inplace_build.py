@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import tempfile
 from pathlib import Path
@@ -171,7 +172,25 @@ def test_auto_falls_back_to_inplace_only_in_a_container_where_nothing_else_works
         assert "no userns" in reason and "no chroot" in reason
         assert isinstance(isolation.select_runner("auto", reason), InplaceRunner)
     assert isolation.inplace_reason("inplace") == "chosen with --isolation"
-    assert isolation.inplace_reason("chroot") is None
+    if chroot is None:
+        assert isolation.inplace_reason("chroot") is None
+    else:  # an explicit choice that cannot work fails before the build, saying why
+        with pytest.raises(SandboxError, match="the chroot isolation cannot run here: no chroot"):
+            isolation.inplace_reason("chroot")
+
+
+def test_inplace_needs_the_containers_proc_dev_and_sys(tmp_path: Path) -> None:
+    assert isolation.inplace_available() is None  # this machine's / has them all
+    root = tmp_path / "root"
+    (root / "proc" / "self").mkdir(parents=True)
+    (root / "dev" / "shm").mkdir(parents=True)
+    (root / "dev" / "null").write_text("")  # a regular file is not the device
+    os.symlink("/dev/zero", root / "dev" / "zero")  # the host's real node, through a link
+    problem = isolation.inplace_available(root)
+    assert problem == (
+        "inplace isolation needs the container's /sys/kernel, /dev/null, /dev/full, "
+        "/dev/random, /dev/urandom, /dev/tty, /dev/pts (missing here)"
+    )
 
 
 def test_the_cli_spells_the_inplace_flags_like_kaniko() -> None:
