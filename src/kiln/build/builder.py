@@ -26,6 +26,7 @@ from kiln.build.notices import report_dockerfile
 from kiln.build.onbuild import trigger_instructions
 from kiln.build.options import BuildOptions
 from kiln.build.output import AssembledImage, assemble, push, write_layout, write_tarball
+from kiln.build.own_dirs import without_own_dirs
 from kiln.build.platform_args import platform_args, resolve_build_args
 from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.publish import check_compression, check_push_permissions, write_name_files
@@ -135,7 +136,7 @@ class Builder:
             sub_path=self.options.context_sub_path,
             git=GitOptions.parse(self.options.git),
         ) as context:
-            return self._run(context)
+            return self._run(without_own_dirs(context, self.workspace.own_dirs()))
 
     def _run(self, context: BuildContext) -> BuildResult:
         dockerfile = self._read_dockerfile(context)
