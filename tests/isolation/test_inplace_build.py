@@ -27,7 +27,7 @@ from kiln.build.workspace import Workspace
 from kiln.cli.build_command import options_from_args
 from kiln.cli.main import make_parser
 from kiln.errors import BuildError, SandboxError
-from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner
+from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, userns
 
 
 def _layer(workspace: Workspace, files: dict[str, str]) -> LayerRef:
@@ -171,6 +171,10 @@ def test_auto_falls_back_to_inplace_only_in_a_container_where_nothing_else_works
         assert reason is not None and reason.startswith(expected)
         assert "no userns" in reason and "no chroot" in reason
         assert isinstance(isolation.select_runner("auto", reason), InplaceRunner)
+        # Root in the user namespace a non-root kiln re-executed itself in does not own `/`.
+        with monkeypatch.context() as inner:
+            inner.setenv(userns.MARKER, "1")
+            assert isolation.inplace_reason("auto") is None
     assert isolation.inplace_reason("inplace") == "chosen with --isolation"
     if chroot is None:
         assert isolation.inplace_reason("chroot") is None

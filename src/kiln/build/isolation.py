@@ -29,7 +29,7 @@ from pathlib import Path
 from kiln.build.inplace_root import container_hint
 from kiln.errors import SandboxError, UsageError
 from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner
-from kiln.sandbox.userns import current_mapping
+from kiln.sandbox.userns import current_mapping, inside_user_namespace
 
 log = logging.getLogger("kiln")
 
@@ -90,8 +90,10 @@ def inplace_reason(isolation: str) -> str | None:
         if problems[name] is None:
             return None
     inside = container_hint()
-    if inside is None or os.geteuid() != 0 or inplace_available() is not None:
-        return None  # replacing / is only ever worth it as root in a throwaway container
+    if inside is None or os.geteuid() != 0 or inside_user_namespace():
+        return None  # replacing / is only for the container's root (not root in kiln's userns)
+    if inplace_available() is not None:
+        return None
     return f"inside a container ({inside}); " + "; ".join(str(problems[n]) for n in _AUTO_ORDER)
 
 
@@ -129,9 +131,9 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
         reasons.append(problem)
     raise SandboxError(
         "no isolation backend can run RUN steps here: " + "; ".join(reasons),
-        hint="run kiln as root with CAP_SYS_ADMIN, as a user allowed to create user "
-        "namespaces, or as root in a throwaway container (a default pod is enough), where "
-        "auto builds in place",
+        hint="RUN needs kiln to run as root in its container (in Kubernetes: runAsUser: 0, "
+        "the default capabilities are enough; auto then builds in place, like Kaniko), or "
+        "root with CAP_SYS_ADMIN, or a user allowed to create user namespaces with mounts",
     )
 
 

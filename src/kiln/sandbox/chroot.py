@@ -27,6 +27,7 @@ from kiln.sandbox._mountpoints import mount_points
 from kiln.sandbox._output import routed_output
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox.spec import RunSpec
+from kiln.sandbox.userns import current_mapping
 
 log = logging.getLogger("kiln")
 
@@ -62,6 +63,11 @@ class ChrootRunner:
                 "chroot isolation cannot give RUN steps /proc, /sys, /dev/shm and /dev/pts "
                 "without mount rights (CAP_SYS_ADMIN)"
             )
+        mapping = current_mapping()
+        if mapping is not None:
+            # A fresh /proc needs a pid namespace of this user namespace's own (and, in a
+            # container, a fully visible /proc); the chroot helper creates neither.
+            return f"chroot isolation cannot mount /proc in a user namespace ({mapping})"
         return None
 
     limitations = LIMITATIONS
