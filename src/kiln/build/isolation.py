@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kiln.build.inplace_root import container_hint
 from kiln.errors import SandboxError, UsageError
-from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner
+from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner, RunSpec
 from kiln.sandbox.userns import current_mapping, inside_user_namespace
 
 log = logging.getLogger("kiln")
@@ -135,6 +135,21 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
         "the default capabilities are enough; auto then builds in place, like Kaniko), or "
         "root with CAP_SYS_ADMIN, or a user allowed to create user namespaces with mounts",
     )
+
+
+class ChosenOnFirstRun:
+    """A Runner that gets the real one (`choose`) only when a RUN step runs.
+
+    Why: a build without RUN needs no isolation at all (e.g. a non-root executor, where none
+    works), so a stage must not ask for one just because it might run something.
+    """
+
+    def __init__(self, choose: Callable[[], Runner]) -> None:
+        self._choose = choose
+
+    def run(self, spec: RunSpec) -> int:
+        """Run `spec` with the chosen backend (raises SandboxError when none can run here)."""
+        return self._choose().run(spec)
 
 
 def _why(name: str, rejected: list[str]) -> str:
