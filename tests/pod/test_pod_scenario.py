@@ -142,7 +142,7 @@ def test_explicit_chroot_without_mount_rights_fails_before_the_build(
     assert "127.0.0.1:1" not in result.stderr
 
 
-def test_a_non_root_executor_builds_without_run_and_says_what_run_needs(
+def test_a_non_root_executor_builds_without_run_and_says_what_it_needs(
     executor_image: str,
     pod_base_image: str,
     registry: RegistryServer,
@@ -157,17 +157,21 @@ def test_a_non_root_executor_builds_without_run_and_says_what_run_needs(
     (workspace / "copy.Dockerfile").write_text(f"FROM {pod_base_image}\nCOPY . /ctx/\n")
     (workspace / "run.Dockerfile").write_text(f"FROM {pod_base_image}\nRUN true\n")
     results = {}
-    for name in ("copy", "run"):
+    # "read-only": a read-only root filesystem without podman's /tmp tmpfs: no temporary dir.
+    read_only = ["--read-only", "--read-only-tmpfs=false"]
+    for name, dockerfile, extra in [
+        ("copy", "copy", []), ("run", "run", []), ("read-only", "copy", read_only),
+    ]:  # fmt: skip
         results[name] = podman.run(
             executor_image,
             "--context=dir:///workspace",
-            f"--dockerfile={name}.Dockerfile",
+            f"--dockerfile={dockerfile}.Dockerfile",
             f"--destination={registry.host}/pod/non-root:{name}",
             f"--insecure-registry={registry.host}",
-            options=["--user", "1000", *K8S_CAPS, "-v", f"{workspace}:/workspace"],
+            options=["--user", "1000", *K8S_CAPS, *extra, "-v", f"{workspace}:/workspace"],
             timeout=300,
         )
-    copied, ran = results["copy"], results["run"]
+    copied, ran, read_only_run = results["copy"], results["run"], results["read-only"]
     assert copied.returncode == 0, copied.stderr[-3000:]
     rootfs = umoci_unpack(f"{registry.host}/pod/non-root:copy", tmp_path / "copy")
     names = sorted(p.name for p in (rootfs / "ctx").iterdir())
@@ -178,6 +182,15 @@ def test_a_non_root_executor_builds_without_run_and_says_what_run_needs(
     assert "RUN needs kiln to run as root in its container (in Kubernetes: runAsUser: 0" in (
         ran.stderr
     )
+    # Nowhere to write (issue 10.17 died with a traceback here): a message saying what it needs.
+    assert read_only_run.returncode == 1, read_only_run.stderr[-3000:]
+    assert "Traceback" not in read_only_run.stderr
+    assert "no usable temporary directory for kiln's work dir (tried /tmp, /var/tmp" in (
+        read_only_run.stderr
+    )
+    assert "hint: give --work-dir DIR" in read_only_run.stderr
+    # ... and none of the three runs put anything into the context (the working directory).
+    assert sorted(p.name for p in workspace.iterdir()) == names
 
 
 def test_without_the_secret_the_push_is_refused(

@@ -19,6 +19,7 @@ from types import TracebackType
 
 from kiln.errors import BuildError
 from kiln.fs import BlobStore
+from kiln.sandbox.userns import current_mapping
 
 #: Where Python's `tempfile` looks after $TMPDIR, $TEMP and $TMP (before the current directory).
 _SYSTEM_TEMP_DIRS = ("/tmp", "/var/tmp", "/usr/tmp")
@@ -42,9 +43,11 @@ def default_parent() -> Path:
         os.path.realpath(found) == os.path.realpath(cwd)
         and not any(os.path.realpath(t) == os.path.realpath(cwd) for t in tried)
     ):
+        mapping = current_mapping()
+        who = f"uid {os.geteuid()}" + (f" in a user namespace ({mapping})" if mapping else "")
         raise BuildError(
             f"no usable temporary directory for kiln's work dir (tried {', '.join(tried)}; "
-            f"uid {os.geteuid()} needs to create files in one of them)",
+            f"{who} needs to create files in one of them)",
             hint="give --work-dir DIR (writable, outside the build context), set TMPDIR, or "
             "mount a writable volume (an emptyDir) at /tmp",
         )
