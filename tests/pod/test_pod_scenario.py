@@ -159,8 +159,12 @@ def test_a_non_root_executor_builds_without_run_and_says_what_it_needs(
     results = {}
     # "read-only": a read-only root filesystem without podman's /tmp tmpfs: no temporary dir.
     read_only = ["--read-only", "--read-only-tmpfs=false"]
+    # "no-userns": podman's seccomp profile, but unshare(2) refused (as Docker's profile does
+    # without CAP_SYS_ADMIN): kiln cannot re-execute itself in a user namespace.
+    no_userns = ["--security-opt", f"seccomp={_seccomp_without_unshare(tmp_path)}"]
     for name, dockerfile, extra in [
         ("copy", "copy", []), ("run", "run", []), ("read-only", "copy", read_only),
+        ("no-userns-copy", "copy", no_userns), ("no-userns-run", "run", no_userns),
     ]:  # fmt: skip
         results[name] = podman.run(
             executor_image,
@@ -189,8 +193,33 @@ def test_a_non_root_executor_builds_without_run_and_says_what_it_needs(
         read_only_run.stderr
     )
     assert "hint: give --work-dir DIR" in read_only_run.stderr
-    # ... and none of the three runs put anything into the context (the working directory).
+    # Without a user namespace: the same, as the plain user.
+    for name in ("no-userns-copy", "no-userns-run"):
+        assert "cannot enter a user namespace" in results[name].stderr
+    assert results["no-userns-copy"].returncode == 0, results["no-userns-copy"].stderr[-3000:]
+    rootfs = umoci_unpack(f"{registry.host}/pod/non-root:no-userns-copy", tmp_path / "no-userns")
+    assert sorted(p.name for p in (rootfs / "ctx").iterdir()) == names
+    no_run = results["no-userns-run"]
+    assert no_run.returncode == 1 and "Traceback" not in no_run.stderr, no_run.stderr[-3000:]
+    assert (
+        "no isolation backend can run RUN steps here: namespaces backend needs root (running as "
+        "uid 1000); chroot isolation needs root (running as uid 1000)"
+    ) in no_run.stderr
+    assert "hint: RUN needs kiln to run as root in its container" in no_run.stderr
+    # ... and none of the runs put anything into the context (the working directory).
     assert sorted(p.name for p in workspace.iterdir()) == names
+
+
+def _seccomp_without_unshare(tmp_path: Path) -> Path:
+    """podman's default seccomp profile, with unshare(2) failing with EPERM."""
+    profile = json.loads(Path("/usr/share/containers/seccomp.json").read_text())
+    for rule in profile["syscalls"]:
+        if rule["action"] == "SCMP_ACT_ALLOW" and "unshare" in rule.get("names", []):
+            rule["names"].remove("unshare")
+    profile["syscalls"].append({"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    path = tmp_path / "seccomp-no-unshare.json"
+    path.write_text(json.dumps(profile))
+    return path
 
 
 def test_without_the_secret_the_push_is_refused(
