@@ -183,6 +183,20 @@ def test_auto_falls_back_to_inplace_only_in_a_container_where_nothing_else_works
             isolation.inplace_reason("chroot")
 
 
+def test_auto_says_why_it_did_not_build_in_place_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(isolation._BACKENDS, "namespaces", (lambda: "no userns", NamespacesRunner))
+    monkeypatch.setitem(isolation._BACKENDS, "chroot", (lambda: "no chroot", ChrootRunner))
+    monkeypatch.setattr(isolation, "container_hint", lambda: "/.dockerenv exists")
+    missing = "inplace isolation needs the container's /dev/shm (missing here)"
+    monkeypatch.setattr(isolation, "inplace_available", lambda: missing)
+    assert isolation.inplace_reason("auto") is None  # a RUN there would lack /dev/shm
+    with pytest.raises(SandboxError) as caught:
+        isolation.select_runner("auto", None)
+    assert caught.value.message == (
+        f"no isolation backend can run RUN steps here: no userns; no chroot; {missing}"
+    )
+
+
 def test_inplace_needs_the_containers_proc_dev_and_sys(tmp_path: Path) -> None:
     assert isolation.inplace_available() is None  # this machine's / has them all
     root = tmp_path / "root"

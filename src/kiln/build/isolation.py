@@ -129,6 +129,9 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
             _announce(name, _why(name, reasons))
             return make()
         reasons.append(problem)
+    if container_hint() is not None and os.geteuid() == 0 and not inside_user_namespace():
+        problem = inplace_available()  # why auto did not build in place either
+        reasons += [problem] if problem else []
     raise SandboxError(
         "no isolation backend can run RUN steps here: " + "; ".join(reasons),
         hint="RUN needs kiln to run as root in its container (in Kubernetes: runAsUser: 0, "
