@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ from kiln.cli.build_command import options_from_args
 from kiln.cli.main import make_parser
 from kiln.context import LocalContext
 from kiln.errors import BuildError, SandboxError, UnsafePathError
-from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner
+from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, userns
 
 
 def _layer(workspace: Workspace, files: dict[str, str]) -> LayerRef:
@@ -173,8 +174,44 @@ def test_auto_falls_back_to_inplace_only_in_a_container_where_nothing_else_works
         assert reason is not None and reason.startswith(expected)
         assert "no userns" in reason and "no chroot" in reason
         assert isinstance(isolation.select_runner("auto", reason), InplaceRunner)
+        # Root in the user namespace a non-root kiln re-executed itself in does not own `/`.
+        with monkeypatch.context() as inner:
+            inner.setenv(userns.MARKER, "1")
+            assert isolation.inplace_reason("auto") is None
     assert isolation.inplace_reason("inplace") == "chosen with --isolation"
-    assert isolation.inplace_reason("chroot") is None
+    if chroot is None:
+        assert isolation.inplace_reason("chroot") is None
+    else:  # an explicit choice that cannot work fails before the build, saying why
+        with pytest.raises(SandboxError, match="the chroot isolation cannot run here: no chroot"):
+            isolation.inplace_reason("chroot")
+
+
+def test_auto_says_why_it_did_not_build_in_place_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(isolation._BACKENDS, "namespaces", (lambda: "no userns", NamespacesRunner))
+    monkeypatch.setitem(isolation._BACKENDS, "chroot", (lambda: "no chroot", ChrootRunner))
+    monkeypatch.setattr(isolation, "container_hint", lambda: "/.dockerenv exists")
+    missing = "inplace isolation needs the container's /dev/shm (missing here)"
+    monkeypatch.setattr(isolation, "inplace_available", lambda: missing)
+    assert isolation.inplace_reason("auto") is None  # a RUN there would lack /dev/shm
+    with pytest.raises(SandboxError) as caught:
+        isolation.select_runner("auto", None)
+    assert caught.value.message == (
+        f"no isolation backend can run RUN steps here: no userns; no chroot; {missing}"
+    )
+
+
+def test_inplace_needs_the_containers_proc_dev_and_sys(tmp_path: Path) -> None:
+    assert isolation.inplace_available() is None  # this machine's / has them all
+    root = tmp_path / "root"
+    (root / "proc" / "self").mkdir(parents=True)
+    (root / "dev" / "shm").mkdir(parents=True)
+    (root / "dev" / "null").write_text("")  # a regular file is not the device
+    os.symlink("/dev/zero", root / "dev" / "zero")  # the host's real node, through a link
+    problem = isolation.inplace_available(root)
+    assert problem == (
+        "inplace isolation needs the container's /sys/kernel, /dev/null, /dev/full, "
+        "/dev/random, /dev/urandom, /dev/tty, /dev/pts (missing here)"
+    )
 
 
 def test_the_cli_spells_the_inplace_flags_like_kaniko() -> None:

@@ -65,6 +65,10 @@ def test_build_pods_are_unprivileged_and_wired_as_documented(name: str) -> None:
         assert context["privileged"] is False
         assert "capabilities" not in context  # the runtime's default set, nothing added
         assert set(container["resources"]) == {"requests", "limits"}
+    # RUN needs root in the container (kiln then builds in place, which consumes the container:
+    # one build per pod, never restarted in the same container).
+    assert build["securityContext"]["runAsUser"] == 0
+    assert spec["restartPolicy"] == "Never"
     args = build["args"]
     assert "--digest-file=/dev/termination-log" in args
     assert "--cache-dir=/cache" in args

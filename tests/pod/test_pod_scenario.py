@@ -1,9 +1,13 @@
 """The Kubernetes pod scenario without a cluster: run what kubelet would run, with podman.
 
-kiln's executor image (built by kiln itself) runs as root **without** --privileged, with the
-default capability set (and then exactly Kubernetes' default set), a workspace volume and the
-registry secret mounted as /kiln/.docker/config.json. It builds a Dockerfile with COPY and RUN,
-pushes to a registry that requires that secret, and the pushed image then runs.
+kiln's executor image (built by kiln itself) runs as root **without** --privileged, with
+podman's default capability set (no MKNOD) and then exactly Kubernetes' default set, a workspace
+volume and the registry secret mounted as /kiln/.docker/config.json. It builds a Dockerfile with
+`COPY .` and RUN, pushes to a registry that requires that secret, and the pushed image then runs.
+There `auto` builds in place (Kaniko's model) and says why: only that gives RUN steps Docker's
+/proc, /dev and /sys without mount rights (issue 10.15); `COPY .` of the context at /workspace
+holds only context files (10.16); a non-root executor builds what it can and says what RUN
+needs (10.17).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REGISTRY_PASSWORD, REGISTRY_USER
+from tests.support.kernel_files import KERNEL_FILES_CHECK, check_kernel_files
 from tests.support.podman import Podman
 from tests.support.registry_server import RegistryServer
 from tests.support.source_servers import GitFixture
+from tests.support.tools import umoci_unpack
 
 # What a Kubernetes pod gets by default (containerd/CRI-O defaults).
 KUBERNETES_DEFAULT_CAPS = (
@@ -25,11 +31,14 @@ KUBERNETES_DEFAULT_CAPS = (
     "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
 )  # fmt: skip
 
+K8S_CAPS = ["--cap-drop=ALL", *(f"--cap-add={cap}" for cap in KUBERNETES_DEFAULT_CAPS)]
+
 DOCKERFILE = """\
 FROM {base}
-COPY msg.txt /app/msg.txt
-RUN echo "built in a pod: $(cat /app/msg.txt)" > /app/out.txt && id -u >> /app/out.txt
-CMD ["cat", "/app/out.txt"]
+COPY . /ctx/
+RUN mkdir /out && {check}
+RUN echo "built in a pod: $(cat /ctx/msg.txt)" > /out/out.txt && id -u >> /out/out.txt
+CMD ["cat", "/out/out.txt"]
 """
 
 
@@ -45,7 +54,7 @@ def _secret(tmp_path: Path, registry: RegistryServer) -> Path:
 def _workspace(tmp_path: Path, base: str) -> Path:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    (workspace / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (workspace / "Dockerfile").write_text(DOCKERFILE.format(base=base, check=KERNEL_FILES_CHECK))
     (workspace / "msg.txt").write_text("hello")
     return workspace
 
@@ -78,9 +87,9 @@ def test_executor_builds_and_pushes_without_privileges(
     workspace = _workspace(tmp_path, pod_base_image)
     secret = _secret(tmp_path, auth_registry)
     ref = f"{auth_registry.host}/pod/app:{capabilities}"
-    caps = []
-    if capabilities == "kubernetes-default":
-        caps = ["--cap-drop=ALL", *(f"--cap-add={cap}" for cap in KUBERNETES_DEFAULT_CAPS)]
+    kubernetes = capabilities == "kubernetes-default"
+    # In Kubernetes' run, kiln's work dir is given inside the context: never read as context.
+    work_dir = ["--work-dir=/workspace/.kiln-work"] if kubernetes else []
     log = _run_executor(
         podman,
         executor_image,
@@ -91,12 +100,126 @@ def test_executor_builds_and_pushes_without_privileges(
         f"--insecure-registry={registry.host}",
         f"--insecure-registry={auth_registry.host}",
         "--digest-file=/workspace/digest",
-        caps=caps,
+        *work_dir,
+        caps=K8S_CAPS if kubernetes else [],
     )
-    assert "Isolation: chroot" in log
+    assert (
+        "Isolation: inplace (inside a container (/run/.containerenv exists); namespaces backend "
+        "needs CAP_SYS_ADMIN; chroot isolation cannot give RUN steps /proc, /sys, /dev/shm and "
+        "/dev/pts without mount rights (CAP_SYS_ADMIN))"
+    ) in log
+    if kubernetes:
+        assert "Context: kiln's own /workspace/.kiln-work inside the context" in log
     assert REGISTRY_PASSWORD not in log
     assert (workspace / "digest").read_text().startswith("sha256:")
     assert _run_pushed(podman, ref, secret) == "built in a pod: hello\n0\n"
+    rootfs = umoci_unpack(ref, tmp_path / "check", authfile=secret)
+    check_kernel_files(rootfs)  # /proc, every /dev node, /dev/shm, /dev/pts, /sys; dd's hash
+    assert sorted(p.name for p in (rootfs / "ctx").iterdir()) == ["Dockerfile", "msg.txt"]
+
+
+def test_explicit_chroot_without_mount_rights_fails_before_the_build(
+    executor_image: str, podman: Podman, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    # Nothing listens on port 1: had kiln pulled before checking, the error would be that.
+    (workspace / "Dockerfile").write_text("FROM 127.0.0.1:1/none/such:1\nRUN true\n")
+    result = podman.run(
+        executor_image,
+        "--isolation=chroot",
+        "--context=dir:///workspace",
+        "--destination=127.0.0.1:1/none/out:1",
+        options=["-v", f"{workspace}:/workspace"],  # podman's default capabilities
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        "the chroot isolation cannot run here: chroot isolation cannot give RUN steps /proc, "
+        "/sys, /dev/shm and /dev/pts without mount rights (CAP_SYS_ADMIN)"
+    ) in result.stderr
+    assert "127.0.0.1:1" not in result.stderr
+
+
+def test_a_non_root_executor_builds_without_run_and_says_what_it_needs(
+    executor_image: str,
+    pod_base_image: str,
+    registry: RegistryServer,
+    podman: Podman,
+    tmp_path: Path,
+) -> None:
+    # runAsUser: 1000 (PodSecurity "restricted"-like) with Kubernetes' default capabilities.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir(mode=0o755)
+    workspace.chmod(0o755)  # readable by uid 1000 through the volume
+    (workspace / "msg.txt").write_text("hello")
+    (workspace / "copy.Dockerfile").write_text(f"FROM {pod_base_image}\nCOPY . /ctx/\n")
+    (workspace / "run.Dockerfile").write_text(f"FROM {pod_base_image}\nRUN true\n")
+    results = {}
+    # "read-only": a read-only root filesystem without podman's /tmp tmpfs: no temporary dir.
+    read_only = ["--read-only", "--read-only-tmpfs=false"]
+    # "no-userns": podman's seccomp profile, but unshare(2) refused (as Docker's profile does
+    # without CAP_SYS_ADMIN): kiln cannot re-execute itself in a user namespace.
+    no_userns = ["--security-opt", f"seccomp={_seccomp_without_unshare(tmp_path)}"]
+    for name, dockerfile, extra in [
+        ("copy", "copy", []), ("run", "run", []), ("read-only", "copy", read_only),
+        ("no-userns-copy", "copy", no_userns), ("no-userns-run", "run", no_userns),
+    ]:  # fmt: skip
+        results[name] = podman.run(
+            executor_image,
+            "--context=dir:///workspace",
+            f"--dockerfile={dockerfile}.Dockerfile",
+            f"--destination={registry.host}/pod/non-root:{name}",
+            f"--insecure-registry={registry.host}",
+            options=["--user", "1000", *K8S_CAPS, *extra, "-v", f"{workspace}:/workspace"],
+            timeout=300,
+        )
+    copied, ran, read_only_run = results["copy"], results["run"], results["read-only"]
+    assert copied.returncode == 0, copied.stderr[-3000:]
+    rootfs = umoci_unpack(f"{registry.host}/pod/non-root:copy", tmp_path / "copy")
+    names = sorted(p.name for p in (rootfs / "ctx").iterdir())
+    assert names == ["copy.Dockerfile", "msg.txt", "run.Dockerfile"]  # only context files
+    assert ran.returncode == 1, ran.stderr[-3000:]
+    assert "Traceback" not in ran.stderr
+    assert "no isolation backend can run RUN steps here" in ran.stderr
+    assert "RUN needs kiln to run as root in its container (in Kubernetes: runAsUser: 0" in (
+        ran.stderr
+    )
+    # Nowhere to write (issue 10.17 died with a traceback here): a message saying what it needs.
+    assert read_only_run.returncode == 1, read_only_run.stderr[-3000:]
+    assert "Traceback" not in read_only_run.stderr
+    assert "no usable temporary directory for kiln's work dir (tried /tmp, /var/tmp" in (
+        read_only_run.stderr
+    )
+    assert "hint: give --work-dir DIR" in read_only_run.stderr
+    # Without a user namespace: the same, as the plain user.
+    for name in ("no-userns-copy", "no-userns-run"):
+        assert "cannot enter a user namespace" in results[name].stderr
+    assert results["no-userns-copy"].returncode == 0, results["no-userns-copy"].stderr[-3000:]
+    rootfs = umoci_unpack(f"{registry.host}/pod/non-root:no-userns-copy", tmp_path / "no-userns")
+    assert sorted(p.name for p in (rootfs / "ctx").iterdir()) == names
+    no_run = results["no-userns-run"]
+    assert no_run.returncode == 1 and "Traceback" not in no_run.stderr, no_run.stderr[-3000:]
+    assert (
+        "no isolation backend can run RUN steps here: namespaces backend needs root (running as "
+        "uid 1000); chroot isolation needs root (running as uid 1000)"
+    ) in no_run.stderr
+    assert "hint: RUN needs kiln to run as root in its container" in no_run.stderr
+    # ... and none of the runs put anything into the context (the working directory).
+    assert sorted(p.name for p in workspace.iterdir()) == names
+
+
+def _seccomp_without_unshare(tmp_path: Path) -> Path:
+    """podman's default seccomp profile, with unshare(2) failing with EPERM."""
+    profile = json.loads(Path("/usr/share/containers/seccomp.json").read_text())
+    for rule in profile["syscalls"]:
+        if rule["action"] == "SCMP_ACT_ALLOW" and "unshare" in rule.get("names", []):
+            rule["names"].remove("unshare")
+    profile["syscalls"].append({"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1})
+    path = tmp_path / "seccomp-no-unshare.json"
+    path.write_text(json.dumps(profile))
+    return path
 
 
 def test_without_the_secret_the_push_is_refused(
@@ -154,6 +277,7 @@ def test_executor_image_is_self_contained(executor_image: str, podman: Podman) -
     script = (
         "import os, sys, ssl; "
         "skip = ('dev', 'proc', 'sys', 'etc', 'run'); "
+        "assert oct(os.stat('/tmp').st_mode) == '0o41777', os.stat('/tmp'); "
         "print(sorted(p for p in os.listdir('/') if p not in skip)); "
         "print(sys.executable, os.path.exists('/lib64/ld-linux-x86-64.so.2'), "
         "os.path.exists('/bin/sh')); ca = os.environ['SSL_CERT_FILE']; "
@@ -162,7 +286,7 @@ def test_executor_image_is_self_contained(executor_image: str, podman: Podman) -
     result = podman.run(executor_image, "-c", script, options=["--entrypoint", "/kiln/bin/python3"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "['kiln', 'workspace']"
+    assert lines[0] == "['kiln', 'tmp', 'workspace']"
     assert lines[1] == "/kiln/bin/python3 False False"
     assert lines[2].startswith("/kiln/ssl/certs.pem True {")
     assert "'x509_ca': 0" not in lines[2]  # the bundled CA certificates are loaded

@@ -22,11 +22,12 @@ from kiln.build.cancel import Cancellation
 from kiln.build.dispatch import DispatchContext, dispatch
 from kiln.build.executor import StageExecutor
 from kiln.build.inplace_filesystems import InplaceFilesystems
-from kiln.build.isolation import inplace_reason, select_runner
+from kiln.build.isolation import ChosenOnFirstRun, inplace_reason, select_runner
 from kiln.build.notices import report_dockerfile
 from kiln.build.onbuild import trigger_instructions
 from kiln.build.options import BuildOptions
 from kiln.build.output import AssembledImage, assemble, push, write_layout, write_tarball
+from kiln.build.own_dirs import without_own_dirs
 from kiln.build.platform_args import platform_args, resolve_build_args
 from kiln.build.preupload import Preuploads, from_chain
 from kiln.build.publish import check_compression, check_push_permissions, write_name_files
@@ -165,7 +166,7 @@ class Builder:
             sub_path=self.options.context_sub_path,
             git=GitOptions.parse(self.options.git),
         ) as context:
-            return self._run(context)
+            return self._run(without_own_dirs(context, self.workspace.own_dirs()))
 
     def _run(self, context: BuildContext) -> BuildResult:
         dockerfile = self._read_dockerfile(context)
@@ -279,7 +280,7 @@ class Builder:
         executor = StageExecutor(
             stage_fs,
             self.workspace.store,
-            self.runner,
+            ChosenOnFirstRun(lambda: self.runner),
             lambda ref: self._source(dockerfile, stage, context, ref),
             dockerfile.filename,
             self.workspace.scratch,

@@ -4,44 +4,84 @@ Why a function of its own: `auto` must pick the best backend this environment al
 and why; explicit choices must fail early with the reason when the backend cannot work here.
 The order is the order of isolation strength: `namespaces` (root with CAP_SYS_ADMIN, or root in
 the user namespace a rootless kiln re-executed itself in, see `rootless`), then `chroot` (root
-with CAP_SYS_CHROOT only: a default pod), then `inplace` (`/` itself as the build root, see
-`inplace_root`), which `auto` picks only inside a container where neither of the others works:
-it replaces the container's files, so it is the last resort, never a default on a host.
+with mount rights but no usable namespaces), then `inplace` (`/` itself as the build root, see
+`inplace_root`), which `auto` picks only inside a container where neither of the others works —
+a default Kubernetes pod: it replaces the container's files, so it is the last resort, never a
+default on a host.
+
+A backend counts as working only if its RUN steps get what Docker gives them: `/proc`, a `/dev`
+with null, zero, full, random, urandom, tty, shm and pts, and `/sys` (issue 10.15: a chroot
+without CAP_MKNOD once hashed an empty "/dev/zero" and wrote `2>/dev/null` into the image).
+`inplace` inherits them from the container itself, so it is checked for them here.
 Whether a build is inplace is decided before the first stage (`inplace_reason`), because the
-stages' filesystems depend on it; the runner itself is still chosen on the first RUN.
+stages' filesystems depend on it — and an explicit choice that cannot work here fails there,
+before anything is fetched; the runner itself is still chosen on the first RUN.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable
+from pathlib import Path
 
 from kiln.build.inplace_root import container_hint
 from kiln.errors import SandboxError, UsageError
-from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner
-from kiln.sandbox.userns import current_mapping
+from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner, RunSpec
+from kiln.sandbox.userns import current_mapping, inside_user_namespace
 
 log = logging.getLogger("kiln")
 
 ISOLATIONS = ("auto", "namespaces", "chroot", "inplace")
 
+#: What a RUN step must find in its `/` (Docker's set); `inplace` takes them from the container.
+KERNEL_FILES = {
+    "proc/self": stat.S_ISDIR,
+    "sys/kernel": stat.S_ISDIR,
+    **{f"dev/{dev}": stat.S_ISCHR for dev in ("null", "zero", "full", "random", "urandom", "tty")},
+    "dev/shm": stat.S_ISDIR,
+    "dev/pts": stat.S_ISDIR,
+}
+
+
+def inplace_available(root: Path = Path("/")) -> str | None:
+    """`None` if RUN steps in `root` itself get Docker's /proc, /dev and /sys, else why not."""
+    problem = InplaceRunner.available()
+    if problem is not None:
+        return problem
+    missing = []
+    for rel, is_kind in KERNEL_FILES.items():
+        try:
+            found = is_kind(os.stat(root / rel).st_mode)
+        except OSError:
+            found = False
+        if not found:
+            missing.append(f"/{rel}")
+    if missing:
+        return f"inplace isolation needs the container's {', '.join(missing)} (missing here)"
+    return None
+
+
 _BACKENDS: dict[str, tuple[Callable[[], str | None], Callable[[], Runner]]] = {
     "namespaces": (NamespacesRunner.available, NamespacesRunner),
     "chroot": (ChrootRunner.available, ChrootRunner),
-    "inplace": (InplaceRunner.available, InplaceRunner),
+    "inplace": (inplace_available, InplaceRunner),
 }
 _AUTO_ORDER = ("namespaces", "chroot")
 
 
 def inplace_reason(isolation: str) -> str | None:
-    """Why this build runs in `/` itself, or None: asked for, or `auto`'s last resort."""
+    """Why this build runs in `/` itself, or None: asked for, or `auto`'s last resort.
+
+    Called before anything is fetched: an explicit `--isolation` that cannot run here fails now
+    (SandboxError), not at the first RUN after the base images were pulled.
+    """
     if isolation not in ISOLATIONS:
         raise UsageError(f"unknown isolation {isolation!r}; choose one of {', '.join(ISOLATIONS)}")
-    if isolation == "inplace":
-        return "chosen with --isolation"
     if isolation != "auto":
-        return None
+        _require(isolation)
+        return "chosen with --isolation" if isolation == "inplace" else None
     # Cheapest check first: chroot's reads /proc/self/status, namespaces' waits for its probe
     # (still running right after start-up); one working backend settles the answer.
     problems: dict[str, str | None] = {}
@@ -50,9 +90,20 @@ def inplace_reason(isolation: str) -> str | None:
         if problems[name] is None:
             return None
     inside = container_hint()
-    if inside is None or os.geteuid() != 0 or InplaceRunner.available() is not None:
-        return None  # replacing / is only ever worth it as root in a throwaway container
+    if inside is None or os.geteuid() != 0 or inside_user_namespace():
+        return None  # replacing / is only for the container's root (not root in kiln's userns)
+    if inplace_available() is not None:
+        return None
     return f"inside a container ({inside}); " + "; ".join(str(problems[n]) for n in _AUTO_ORDER)
+
+
+def _require(isolation: str) -> None:
+    problem = _BACKENDS[isolation][0]()
+    if problem is not None:
+        raise SandboxError(
+            f"the {isolation} isolation cannot run here: {problem}",
+            hint="--isolation auto picks the best backend this environment allows",
+        )
 
 
 def select_runner(isolation: str, inplace: str | None = None) -> Runner:
@@ -67,15 +118,9 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
         _announce("inplace", inplace)
         return InplaceRunner()
     if isolation != "auto":
-        available, make = _BACKENDS[isolation]
-        problem = available()
-        if problem is not None:
-            raise SandboxError(
-                f"the {isolation} isolation cannot run here: {problem}",
-                hint="--isolation auto picks the best backend this environment allows",
-            )
+        _require(isolation)
         _announce(isolation, "chosen with --isolation")
-        return make()
+        return _BACKENDS[isolation][1]()
     reasons: list[str] = []
     for name in _AUTO_ORDER:
         available, make = _BACKENDS[name]
@@ -84,12 +129,30 @@ def select_runner(isolation: str, inplace: str | None = None) -> Runner:
             _announce(name, _why(name, reasons))
             return make()
         reasons.append(problem)
+    if container_hint() is not None and os.geteuid() == 0 and not inside_user_namespace():
+        problem = inplace_available()  # why auto did not build in place either
+        reasons += [problem] if problem else []
     raise SandboxError(
         "no isolation backend can run RUN steps here: " + "; ".join(reasons),
-        hint="run kiln as root (a default container is enough for chroot isolation), as a "
-        "user allowed to create user namespaces, or as root in a throwaway container with "
-        "--isolation inplace",
+        hint="RUN needs kiln to run as root in its container (in Kubernetes: runAsUser: 0, "
+        "the default capabilities are enough; auto then builds in place, like Kaniko), or "
+        "root with CAP_SYS_ADMIN, or a user allowed to create user namespaces with mounts",
     )
+
+
+class ChosenOnFirstRun:
+    """A Runner that gets the real one (`choose`) only when a RUN step runs.
+
+    Why: a build without RUN needs no isolation at all (e.g. a non-root executor, where none
+    works), so a stage must not ask for one just because it might run something.
+    """
+
+    def __init__(self, choose: Callable[[], Runner]) -> None:
+        self._choose = choose
+
+    def run(self, spec: RunSpec) -> int:
+        """Run `spec` with the chosen backend (raises SandboxError when none can run here)."""
+        return self._choose().run(spec)
 
 
 def _why(name: str, rejected: list[str]) -> str:

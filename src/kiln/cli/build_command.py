@@ -196,12 +196,14 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="how RUN steps are isolated: namespaces (root with CAP_SYS_ADMIN; as a non-root "
         "user kiln re-executes itself as root in a user namespace, with /etc/subuid ranges via "
-        "newuidmap when present), chroot (root with only CAP_SYS_CHROOT, e.g. a default "
-        "Kubernetes pod; no /proc, no pid isolation), inplace (Kaniko's model: the container's "
-        "own / becomes each stage's root and RUN runs in it; everything but --kiln-dir, mounts "
-        "and --ignore-path entries is replaced; stages one at a time; refused outside a "
-        "container unless --force), auto (the best one that works here; inplace only as root "
-        "in a container where neither namespaces nor chroot works)",
+        "newuidmap when present), chroot (root with CAP_SYS_CHROOT and mount rights, "
+        "CAP_SYS_ADMIN; /proc, /dev, /sys mounted, no pid isolation), inplace (Kaniko's model: "
+        "the container's own / becomes each stage's root and RUN runs in it; everything but "
+        "--kiln-dir, mounts and --ignore-path entries is replaced; stages one at a time; "
+        "refused outside a container unless --force), auto (the best one that works here; "
+        "inplace only as the container's root where neither namespaces nor chroot works, e.g. "
+        "a default Kubernetes pod). RUN always gets Docker's /proc, /dev and /sys: a choice "
+        "that cannot give them fails before the build",
     )
     _add_inplace_flags(g)
     g.add_argument(
@@ -229,8 +231,9 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
         "--work-dir",
         type=Path,
         metavar="DIR",
-        help="where rootfs and scratch directories are made (default: the system temp dir; "
-        "inplace: --kiln-dir)",
+        help="where rootfs and scratch directories are made (default: the system temp dir, "
+        "never the current directory; inplace: --kiln-dir); never read as build context, even "
+        "when inside it (nor is --cache-dir)",
     )
     g.add_argument("-v", "--verbosity", choices=VERBOSITIES, default="info", help="log level")
 

@@ -1,13 +1,11 @@
-"""What a chroot'ed RUN step gets instead of mounts: device nodes and copied ``/etc`` files.
+"""What a chroot'ed RUN step gets as files: the host's ``/etc/resolv.conf`` and ``/etc/hosts``.
 
-Why: the ``chroot`` backend runs where nothing may be mounted (a default Kubernetes pod), yet
-RUN steps expect ``/dev/null`` and working name resolution. So, for the duration of one step,
-kiln creates the device nodes it is allowed to (``mknod`` needs CAP_MKNOD, which Docker's and
-Kubernetes' default sets include and Podman's does not) and writes the host's ``resolv.conf``
-and ``hosts`` over the rootfs's own, then puts everything back exactly: created entries are
-removed, overwritten files get their original bytes, mode, owner and times back, and parent
-directories their mtimes. ``dev`` and both ``/etc`` files are excluded from RUN snapshots, so
-none of it can reach a layer (as with ``docker build``, whose bind mounts hide them too).
+Why copies: RUN steps expect working name resolution. ``/proc``, ``/dev`` and ``/sys`` are
+mounted by the chroot helper in the step's own mount namespace (``_rootfs``); the two ``/etc``
+files are written over the rootfs's own for the duration of one step and then put back exactly:
+created entries are removed, overwritten files get their original bytes, mode, owner and times
+back, and parent directories their mtimes. Both files are excluded from RUN snapshots, so
+neither can reach a layer (as with ``docker build``, whose bind mounts hide them).
 
 Runs in kiln's own process, outside the chroot, so it never follows a symlink in the rootfs.
 """
@@ -22,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from kiln.sandbox._devices import DEVICES
 from kiln.sandbox._etc_files import HOST_HOSTS, HOST_RESOLV_CONF, hosts_content
 from kiln.sandbox._mountpoints import Ledger, Stub, ensure_dir, remove_stubs
 
@@ -40,18 +37,14 @@ class _Saved(NamedTuple):
 
 @contextmanager
 def chroot_files(rootfs: Path, hostname: str) -> Iterator[tuple[str, ...]]:
-    """Provide devices and ``/etc`` files in ``rootfs`` for one step.
+    """Provide the host's ``/etc`` files in ``rootfs`` for one step.
 
-    Yields what could not be provided (``"/dev/null"``, ``"/etc/hosts"`` ...), for the warning.
+    Yields what could not be provided (``"/etc/hosts"`` ...), for the warning.
     """
     ledger = Ledger()
     saved: list[_Saved] = []
     missing: list[str] = []
     try:
-        ensure_dir(ledger, rootfs / "dev", required=True)
-        for name, numbers in DEVICES.items():
-            if not _make_device(ledger, rootfs / "dev" / name, *numbers):
-                missing.append(f"/dev/{name}")
         for rel, content in _etc_contents(hostname).items():
             if not _place(ledger, saved, rootfs, rel, content):
                 missing.append(f"/{rel}")
@@ -73,24 +66,6 @@ def _etc_contents(hostname: str) -> dict[str, bytes]:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     contents["etc/hosts"] = hosts_content(hosts, hostname).encode()
     return contents
-
-
-def _make_device(ledger: Ledger, path: Path, major: int, minor: int) -> bool:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        return stat.S_ISCHR(st.st_mode)  # the image's own node (or a file we must not touch)
-    ledger.note_parent(path.parent)
-    try:
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
-    except PermissionError:
-        return False
-    os.chmod(path, 0o666)
-    st = os.lstat(path)
-    ledger.stubs.append(Stub(path, (st.st_dev, st.st_ino), is_dir=False))
-    return True
 
 
 def _place(ledger: Ledger, saved: list[_Saved], rootfs: Path, rel: str, content: bytes) -> bool:

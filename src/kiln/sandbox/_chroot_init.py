@@ -6,7 +6,14 @@ The sandbox fork server forks the helper (``python -m kiln.sandbox._chroot_init`
 directly). The tree is::
 
     kiln ── fork server ── helper (child subreaper, outside the chroot)
-                             └── command (new session; chroot, chdir, ids, capabilities, execve)
+                             └── command (new session and mount namespace: /proc, /dev, /sys
+                                          mounted into the rootfs; chroot, chdir, ids,
+                                          capabilities, execve)
+
+The mounts are what ``docker build`` gives a RUN step (``/proc``, a ``/dev`` with the usual
+nodes, ``/dev/shm`` and ``/dev/pts``, a read-only ``/sys``); they are made in a mount namespace
+of the command's own, so they vanish with its last process. The chroot backend is only offered
+where kiln may mount (see ``ChrootRunner.available``); a step never runs without them.
 
 Without a pid namespace nothing makes the kernel kill a step's background children, so the
 helper does it: orphans are re-parented to it (``PR_SET_CHILD_SUBREAPER``), and when the command
@@ -24,7 +31,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from kiln.sandbox import _libc
+from kiln.sandbox import _libc, _namespaces, _rootfs
 from kiln.sandbox._command import exec_command
 from kiln.sandbox._init import as_child, die, exit_status, read_all
 from kiln.sandbox._plan import SandboxPlan
@@ -65,6 +72,9 @@ def _enter_and_exec(plan: SandboxPlan, report_fd: int) -> NoReturn:
     os.setsid()  # its own process group, so the helper can kill the step's processes at once
     if plan.rootfs == "/":
         exec_command(plan, report_fd)  # the inplace backend: the container's / is the rootfs
+    _namespaces.unshare(_libc.CLONE_NEWNS)
+    _namespaces.make_mounts_private()
+    _rootfs.mount_kernel_filesystems(plan.rootfs)
     try:
         os.chroot(plan.rootfs)
     except OSError as exc:

@@ -46,16 +46,27 @@ _PROC_MASKED = ("acpi", "kcore", "keys", "latency_stats", "timer_list", "sched_d
 def enter_rootfs(plan: SandboxPlan) -> None:
     """Mount everything into ``plan.rootfs`` and pivot into it. Must run in the new pid ns."""
     root = plan.rootfs
-    _mount(root, root, None, _libc.MS_BIND | _libc.MS_REC, what=f"bind {root} onto itself")
-    _remount_nodev(root)
-    _mount_proc(f"{root}/proc")
-    _mount_dev(f"{root}/dev")
-    _mount_sys(f"{root}/sys")
+    mount_kernel_filesystems(root)
     for bind in plan.file_binds:
         target = f"{root}/{bind.target}"
         _mount(bind.source, target, None, _libc.MS_BIND, what=f"bind {bind.source} on {target}")
         _remount_readonly(target, _NOSUID_NODEV_NOEXEC)
     _pivot_root(root)
+
+
+def mount_kernel_filesystems(root: str) -> None:
+    """``/proc``, ``/dev`` (nodes, ``shm``, ``pts``) and a read-only ``/sys`` in ``root``, as
+    ``docker build`` gives a RUN step (shared with the chroot helper, which mounts them too).
+
+    ``root`` is first bound onto itself and made ``nodev``: only the nodes of Docker's default
+    device set, bound into the fresh ``/dev``, open; nodes a step makes or the image ships do not
+    (Docker's device cgroup, done with mount flags). Call it in the step's own mount namespace.
+    """
+    _mount(root, root, None, _libc.MS_BIND | _libc.MS_REC, what=f"bind {root} onto itself")
+    _remount_nodev(root)
+    _mount_proc(f"{root}/proc")
+    _mount_dev(f"{root}/dev")
+    _mount_sys(f"{root}/sys")
 
 
 def _mount_proc(target: str) -> None:
@@ -180,4 +191,4 @@ def _mount(
         raise from_os_error(what, exc, hint) from exc
 
 
-__all__ = ["enter_rootfs"]
+__all__ = ["enter_rootfs", "mount_kernel_filesystems"]

@@ -1,11 +1,15 @@
-"""The ``chroot`` isolation backend: RUN in a chroot, for root with CAP_SYS_CHROOT and no more.
+"""The ``chroot`` isolation backend: RUN in a chroot plus its own mount namespace, as root.
 
-Why: a default Kubernetes pod runs kiln as root with the default capability set — no
-CAP_SYS_ADMIN, no user namespaces, no mounts — so the ``namespaces`` backend cannot work there.
-``chroot`` plus the switch to the RUN user still gives each step the image's filesystem as
-``/``, its user and groups, Docker's capability bound, its environment and working directory,
-and an end to every background process when the step ends. What it cannot give is said once,
-through :attr:`ChrootRunner.limitations` and the first run's warning about device nodes.
+Why: a lighter backend than ``namespaces`` (no pid, uts or ipc namespace, no pivot_root) that
+still gives each step the image's filesystem as ``/``, its user and groups, Docker's capability
+bound, its environment and working directory, the ``/proc``, ``/dev`` and ``/sys`` Docker gives
+a RUN (mounted by the helper, ``_chroot_init``), and an end to every background process when the
+step ends. What it cannot give is said once, through :attr:`ChrootRunner.limitations`.
+
+It needs mount rights (CAP_SYS_ADMIN): a step must never run without ``/proc``, ``/dev/null``
+or ``/sys``, and without mounts a chroot cannot provide them (issue 10.15: without CAP_MKNOD a
+step's ``2>/dev/null`` silently created a file in the image). In a default Kubernetes pod (no
+CAP_SYS_ADMIN) ``available`` says so, and ``auto`` builds in place instead (Kaniko's model).
 """
 
 from __future__ import annotations
@@ -19,22 +23,22 @@ from pathlib import Path
 
 from kiln.sandbox._chroot_files import chroot_files
 from kiln.sandbox._helper import checked_rootfs, has_capability, launch
+from kiln.sandbox._mountpoints import mount_points
 from kiln.sandbox._output import routed_output
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox.spec import RunSpec
+from kiln.sandbox.userns import current_mapping
 
 log = logging.getLogger("kiln")
 
 _CAP_SYS_CHROOT = 18
+_CAP_SYS_ADMIN = 21
 
-#: What the chroot backend cannot provide without mounts or namespaces (logged once per build).
+#: What the chroot backend cannot provide without more namespaces (logged once per build).
 LIMITATIONS = (
-    "chroot isolation cannot provide /proc, /sys, /dev/pts or /dev/shm (they need mounts); "
-    "RUN steps share kiln's pid, ipc, uts and network namespaces (they see the container's "
-    "processes and its hostname; --network none is not possible); "
-    "/etc/resolv.conf and /etc/hosts are copies of the host's for the step's duration; "
-    "device nodes a step makes or the image ships open unless the container runtime's device "
-    "cgroup forbids it (Docker, Podman and Kubernetes do; nothing does outside a container)"
+    "chroot isolation: RUN steps share kiln's pid, ipc, uts and network namespaces (they see "
+    "the host's processes and its hostname; --network none is not possible); "
+    "/etc/resolv.conf and /etc/hosts are copies of the host's for the step's duration"
 )
 
 
@@ -54,6 +58,16 @@ class ChrootRunner:
             return f"chroot isolation needs root (running as uid {os.geteuid()})"
         if not has_capability(_CAP_SYS_CHROOT):
             return "chroot isolation needs CAP_SYS_CHROOT"
+        if not has_capability(_CAP_SYS_ADMIN):
+            return (
+                "chroot isolation cannot give RUN steps /proc, /sys, /dev/shm and /dev/pts "
+                "without mount rights (CAP_SYS_ADMIN)"
+            )
+        mapping = current_mapping()
+        if mapping is not None:
+            # A fresh /proc needs a pid namespace of this user namespace's own (and, in a
+            # container, a fully visible /proc); the chroot helper creates neither.
+            return f"chroot isolation cannot mount /proc in a user namespace ({mapping})"
         return None
 
     limitations = LIMITATIONS
@@ -63,7 +77,10 @@ class ChrootRunner:
         if spec.network != "host":
             log.warning("chroot isolation cannot isolate the network; the step uses the host's")
         rootfs = checked_rootfs(spec.rootfs)
-        with chroot_files(Path(rootfs), socket.gethostname()) as missing:
+        with (
+            mount_points(Path(rootfs), {}),
+            chroot_files(Path(rootfs), socket.gethostname()) as missing,
+        ):
             self._warn_missing(missing)
             plan = SandboxPlan.for_spec(
                 spec, rootfs=rootfs, hostname=socket.gethostname(), network="host"
@@ -75,11 +92,8 @@ class ChrootRunner:
         with self._lock:
             if missing and not self._warned:
                 self._warned = True
-                log.warning(
-                    "chroot isolation could not provide %s in RUN steps "
-                    "(creating device nodes needs CAP_MKNOD)",
-                    ", ".join(missing),
-                )
+                what = ", ".join(missing)
+                log.warning("chroot isolation could not provide %s in RUN steps", what)
 
 
 __all__ = ["LIMITATIONS", "ChrootRunner"]
