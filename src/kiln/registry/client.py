@@ -133,7 +133,7 @@ class RegistryClient:
             except _STREAM_ERRORS as exc:
                 if attempt >= self._transport.policy.retries:
                     raise RegistryError(
-                        f"download of the manifest was interrupted: {type(exc).__name__}",
+                        f"download of the manifest was interrupted: {exc}",
                         reference=where,
                     ) from exc
                 self._transport.sleep(self._transport.policy.delay(attempt))
@@ -197,7 +197,7 @@ class RegistryClient:
             except _STREAM_ERRORS as exc:
                 if start is None or attempt >= self._transport.policy.retries:
                     raise RegistryError(
-                        f"download of blob {digest} was interrupted: {type(exc).__name__}",
+                        f"download of blob {digest} was interrupted: {exc}",
                         reference=where,
                     ) from exc
                 self._transport.sleep(self._transport.policy.delay(attempt))
