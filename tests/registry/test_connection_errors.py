@@ -1,8 +1,9 @@
 """Connection failures against real sockets name their cause and host, and only failures that
-can heal are retried: an unresolvable ``.invalid`` name (DNS fails locally), a refused port, a
-dead proxy, a peer that never answers, and TLS mismatches with the real test registries.
+can heal are retried: an unresolvable ``.invalid`` name, a refused port, a dead proxy, a peer
+that never answers, and TLS mismatches with the real test registries.
 Retries are counted through the client's ``sleep`` hook; no timing is asserted. Every socket is
-on 127.0.0.1."""
+on loopback: name lookups run in a child whose resolver is the ``local_dns`` server (NXDOMAIN
+for every name), never the machine's."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kiln.errors import RegistryError
 from kiln.net import ConnectError, NameNotFound, TLSError
 from kiln.registry import RegistryClient
 from tests.support.connect_proxy import PROXIED_NAME
+from tests.support.local_dns import LocalDNS
 from tests.support.registry_server import RegistryServer, free_port
 from tests.support.tools import run_kiln
 
@@ -34,6 +36,12 @@ def _fail(host: str, **options: object) -> tuple[RegistryError, list[float]]:
     return caught.value, waits
 
 
+def _fail_report(host: str, options: dict[str, object]) -> dict[str, object]:
+    """``_fail`` run by ``LocalDNS.call`` in a child: what the tests assert, as JSON."""
+    error, waits = _fail(host, **options)
+    return {"message": str(error), "cause": type(error.__cause__).__name__, "waits": waits}
+
+
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
@@ -42,12 +50,14 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_proxy_env")
-def test_a_name_dns_says_does_not_exist_is_not_retried() -> None:
-    error, waits = _fail("nosuch.kiln.invalid:5000", insecure=True)
-    assert "cannot resolve nosuch.kiln.invalid: DNS says the name does not exist" in str(error)
-    assert isinstance(error.__cause__, NameNotFound)
-    assert waits == []  # one attempt: the name will not appear by waiting
-    assert "attempts" not in str(error)
+def test_a_name_dns_says_does_not_exist_is_not_retried(local_dns: LocalDNS) -> None:
+    report = local_dns.call(_fail_report, "nosuch.kiln.invalid:5000", {"insecure": True})
+    message = report["message"]
+    assert "cannot resolve nosuch.kiln.invalid: DNS says the name does not exist" in message
+    assert report["cause"] == NameNotFound.__name__
+    assert report["waits"] == []  # one attempt: the name will not appear by waiting
+    assert "attempts" not in message
+    assert "nosuch.kiln.invalid" in local_dns.queries  # the answer came from the local server
 
 
 @pytest.mark.usefixtures("no_proxy_env")
@@ -75,14 +85,18 @@ def test_a_dead_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(waits) == 1
 
 
-def test_an_unresolvable_proxy_is_named_and_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unresolvable_proxy_is_named_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch, local_dns: LocalDNS
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.kiln.invalid:3128")
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    error, waits = _fail(f"{PROXIED_NAME}:5000")
-    assert "cannot resolve the proxy proxy.kiln.invalid: DNS says" in str(error)
-    assert waits == []
+    report = local_dns.call(_fail_report, f"{PROXIED_NAME}:5000", {})
+    assert "cannot resolve the proxy proxy.kiln.invalid: DNS says" in report["message"]
+    assert report["waits"] == []
+    assert "proxy.kiln.invalid" in local_dns.queries
+    assert not [name for name in local_dns.queries if PROXIED_NAME in name]  # only the proxy's
 
 
 @pytest.fixture
@@ -117,9 +131,13 @@ def test_tls_mismatches_name_the_host_and_are_not_retried(
 
 
 @pytest.mark.usefixtures("no_proxy_env")
-def test_the_cli_shows_the_cause(tmp_path: Path) -> None:
-    result = run_kiln("warm", "--cache-dir", str(tmp_path), "-i", "nosuch.kiln.invalid/base:1")
+def test_the_cli_shows_the_cause(tmp_path: Path, local_dns: LocalDNS) -> None:
+    result = run_kiln(
+        "warm", "--cache-dir", str(tmp_path), "-i", "nosuch.kiln.invalid/base:1",
+        prefix=local_dns.prefix,
+    )  # fmt: skip
     assert result.returncode == 1
     assert "nosuch.kiln.invalid/base" in result.stderr
     assert "cannot resolve nosuch.kiln.invalid: DNS says the name does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "nosuch.kiln.invalid" in local_dns.queries

@@ -14,6 +14,7 @@ from kiln.registry import RegistryClient
 from tests.registry.images import OCI_MANIFEST, make_image, push_image, sha256
 from tests.registry_e2e.conftest import unique, write_context
 from tests.support.connect_proxy import PROXIED_NAME, ConnectProxy
+from tests.support.local_dns import LocalDNS
 from tests.support.registry_server import RegistryServer, free_port
 from tests.support.tools import run_kiln, skopeo_inspect
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.registry
 
 
 def test_mtls_push_and_pull_through_a_connect_proxy(
-    mtls_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
+    mtls_registry: RegistryServer, monkeypatch: pytest.MonkeyPatch, local_dns: LocalDNS
 ) -> None:
     image = make_image("proxied")
     repo = unique("proxied")
@@ -46,17 +47,24 @@ def test_mtls_push_and_pull_through_a_connect_proxy(
         assert set(proxy.log.authorizations) == {"Basic a2lsbjpwdw=="}  # kiln:pw
 
         monkeypatch.setenv("NO_PROXY", ".kiln.invalid")
-        with (
-            RegistryClient(
-                host,
-                ca_file=mtls_registry.ca_path,
-                client_cert=mtls_registry.client_cert,
-                retries=0,
-            ) as client,
-            pytest.raises(RegistryError, match=f"cannot resolve {PROXIED_NAME}"),
-        ):
-            client.get_manifest(repo, "v1", [OCI_MANIFEST])
+        assert mtls_registry.ca_path is not None and mtls_registry.client_cert is not None
+        cert, key = (str(path) for path in mtls_registry.client_cert)
+        message = local_dns.call(_manifest_error, host, repo, str(mtls_registry.ca_path), cert, key)
+        assert f"cannot resolve {PROXIED_NAME}" in message
         assert proxy.log.lines == tunnels  # went direct (where the name does not resolve)
+    assert PROXIED_NAME in local_dns.queries
+
+
+def _manifest_error(host: str, repo: str, ca: str, cert: str, key: str) -> str:
+    """Run by ``LocalDNS.call`` in a child: the error getting ``repo:v1`` from ``host``."""
+    with (
+        RegistryClient(
+            host, ca_file=Path(ca), client_cert=(Path(cert), Path(key)), retries=0
+        ) as client,
+        pytest.raises(RegistryError) as caught,
+    ):
+        client.get_manifest(repo, "v1", [OCI_MANIFEST])
+    return str(caught.value)
 
 
 def test_build_against_loopback_ignores_a_dead_proxy(
