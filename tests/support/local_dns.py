@@ -82,7 +82,7 @@ class NxdomainResponder:
                     sock.sendto(reply[0], self.client_address)
 
         self._server = _bind(Handler)
-        self.address: str = self._server.server_address[0]
+        self.address = str(self._server.server_address[0])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
