@@ -8,7 +8,8 @@ or flaky. glibc takes its servers only from ``/etc/resolv.conf``, always on port
 responder listens on port 53 of a loopback address and the command runs in a private mount
 namespace (``unshare --mount``, needs root) where ``/etc/resolv.conf`` is bind-mounted to a file
 naming that address, and ``/etc/nsswitch.conf`` to a copy whose ``hosts`` line is
-``files dns`` (so nss-resolve/mdns/nscd cannot route the lookup elsewhere). Only that command
+``files dns`` (so nss-resolve or mdns cannot route the lookup elsewhere; a running nscd would
+still be asked first, and there is none on the test machines). Only that command
 sees them; the test process and the rest of the machine keep their own files. The test
 process itself cannot do this: a multi-threaded process cannot enter a new mount namespace.
 
