@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.local_dns import LocalDNS, NxdomainResponder
 from tests.support.registry_server import RegistryServer
 from tests.support.source_servers import GitFixture, serve_git_sources
 
@@ -75,6 +76,14 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> DockerConfigFacto
         return directory
 
     return make
+
+
+@pytest.fixture
+def local_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDNS]:
+    """A loopback DNS server that says no name exists, and ``prefix``/``call`` to run a command
+    or a test function whose resolver asks only it (the machine's resolver is never used)."""
+    with NxdomainResponder() as responder:
+        yield LocalDNS(responder, tmp_path_factory.mktemp("dns"))
 
 
 # ------------------------------------------------------------------------- end registry fixtures

@@ -149,7 +149,8 @@ class RegistryError(KilnError):
 
     ``reference`` is the image reference or repository involved, ``status`` the last HTTP status
     (None for connection errors), ``code`` the distribution-spec error code when the registry
-    sent one (``MANIFEST_UNKNOWN``, ``UNAUTHORIZED``, ...).
+    sent one (``MANIFEST_UNKNOWN``, ``UNAUTHORIZED``, ...). ``problem`` is the message as given,
+    without the reference and status, for wrapping it in another error without repeating them.
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class RegistryError(KilnError):
         self.reference = reference
         self.status = status
         self.code = code
+        self.problem = message
         detail = f"{reference}: {message}"
         if status is not None:
             detail += f" (HTTP {status}{', ' + code if code else ''})"

@@ -18,6 +18,7 @@ import pytest
 from kiln.net import (
     Client,
     ConnectError,
+    NameNotFound,
     Timeout,
     TLSError,
     TooManyRedirects,
@@ -26,7 +27,8 @@ from kiln.net import (
     proxy_for,
 )
 from kiln.net.proxy import environment_proxies
-from tests.support.connect_proxy import ConnectProxy
+from tests.support.connect_proxy import PROXIED_NAME, ConnectProxy
+from tests.support.local_dns import LocalDNS
 from tests.support.registry_server import free_port, make_tls_files
 
 
@@ -353,31 +355,77 @@ def test_https_to_a_plain_http_server_is_a_tls_error(server: Server) -> None:
         http.request("GET", server.base.replace("http:", "https:") + "/hello")
 
 
+def _proxied(base: str) -> str:
+    """``base`` with its host replaced by the name only the test proxy resolves."""
+    return base.replace("127.0.0.1", PROXIED_NAME)
+
+
 def test_https_through_a_connect_proxy(
     tls_server: Server, tls_files: tuple[Path, Path, Path]
 ) -> None:
     ca, _, _ = tls_files
+    base = _proxied(tls_server.base)
     with ConnectProxy() as proxy:
         environ = {"HTTPS_PROXY": f"http://puser:p%40ss@127.0.0.1:{proxy.port}"}
         with client(verify=str(ca), environ=environ) as http:
             for _ in range(2):
-                assert http.request("GET", tls_server.base + "/hello").content == b"hello"
-        target = tls_server.base.removeprefix("https://")
+                assert http.request("GET", base + "/hello").content == b"hello"
+        target = base.removeprefix("https://")
         assert proxy.log.lines == [f"CONNECT {target} HTTP/1.1"]  # one tunnel, reused
         assert proxy.log.authorizations == ["Basic cHVzZXI6cEBzcw=="]  # puser:p@ss
     assert "Proxy-Authorization" not in tls_server.seen[0].headers
 
 
 def test_plain_http_through_a_proxy_uses_the_absolute_form(server: Server) -> None:
+    base = _proxied(server.base)
     with ConnectProxy() as proxy:
         environ = {"http_proxy": proxy.url, "HTTP_PROXY": "http://127.0.0.1:1"}
         with client(environ=environ) as http:
-            answer = http.request("GET", server.base + "/hello?x=1").content
-        assert answer == f"GET {server.base}/hello?x=1 HTTP/1.1".encode()
+            answer = http.request("GET", base + "/hello?x=1").content
+        assert answer == f"GET {base}/hello?x=1 HTTP/1.1".encode()
         assert not server.seen
-        environ["NO_PROXY"] = "127.0.0.1"
-        with client(environ=environ) as http:
-            assert http.request("GET", server.base + "/hello").content == b"hello"
+
+
+def _lookup_failure(url: str, environ: dict[str, str]) -> str:
+    """Run by ``LocalDNS.call`` in a child: GET ``url``; the ``NameNotFound`` message."""
+    with client(environ=environ) as http, pytest.raises(NameNotFound) as caught:
+        http.request("GET", url)
+    return str(caught.value)
+
+
+def test_no_proxy_hosts_go_direct(server: Server, local_dns: LocalDNS) -> None:
+    """Listed in NO_PROXY, the proxy-only name is looked up directly, and fails to resolve."""
+    base = _proxied(server.base)
+    with ConnectProxy() as proxy:
+        environ = {"HTTP_PROXY": proxy.url, "NO_PROXY": "other.example, .kiln.invalid"}
+        assert PROXIED_NAME in local_dns.call(_lookup_failure, base + "/hello", environ)
+        assert proxy.log.lines == []
+    assert PROXIED_NAME in local_dns.queries  # looked up (by the local server), not proxied
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_loopback_is_never_proxied(server: Server, host: str) -> None:
+    """Go's rule: with a dead proxy for every scheme and no NO_PROXY, loopback still works."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    environ = {"HTTP_PROXY": dead, "HTTPS_PROXY": dead, "ALL_PROXY": dead, "NO_PROXY": ""}
+    with client(environ=environ) as http:
+        url = server.base.replace("127.0.0.1", host) + "/hello"
+        assert http.request("GET", url).content == b"hello"
+    assert len(server.seen) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5000/v2/",
+        "https://127.9.8.7/v2/",
+        "http://localhost:5000/",
+        "https://[::1]:5000/v2/",
+        "http://[::ffff:127.0.0.1]/",
+    ],
+)
+def test_loopback_urls_get_no_proxy(url: str) -> None:
+    assert proxy_for(url, {"ALL_PROXY": "http://proxy.example:3128"}) is None
 
 
 @pytest.mark.parametrize(
@@ -392,9 +440,12 @@ def test_plain_http_through_a_proxy_uses_the_absolute_form(server: Server) -> No
         ("anything", None, "*", True),
         ("10.1.2.3", None, "10.0.0.0/8", True),
         ("10.1.2.3", None, "10.1.2.3", True),
+        ("10.1.2.3", 5000, "10.1.2.3:5000", True),
         ("11.1.2.3", None, "10.0.0.0/8", False),
-        ("127.0.0.1", None, "", False),  # loopback is proxied unless listed, as in requests
-        ("localhost", None, "", False),
+        ("fd00::5", None, "fd00::/8", True),
+        ("2001:db8::1", 5000, "[2001:db8::1]:5000", True),
+        ("2001:db8::1", None, "2001:db8::1", True),
+        ("2001:db8::2", None, "2001:db8::1", False),
         ("Registry.Example.COM".lower(), None, "EXAMPLE.com", True),
     ],
 )

@@ -177,3 +177,29 @@ def test_relative_redirect_keeps_auth_on_same_host() -> None:
         client.fetch_blob("app", digest, io.BytesIO())
     assert adapter.seen[3].url == "https://registry.test/v2/elsewhere"
     assert adapter.seen[3].headers["Authorization"] == "Bearer T"
+
+
+def test_credentials_that_were_not_sent_are_explained() -> None:
+    """Configured credentials a registry never received: the message says so and why."""
+    basic = Reply(401, {"WWW-Authenticate": 'Basic realm="r"'})
+    token_only = Credentials(identity_token="REFRESH-SECRET", source="/cfg/config.json")
+    client, _, _ = scripted_client([basic, basic], credentials=token_only)
+    with client, pytest.raises(AuthError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    assert (
+        "the credentials for registry.test (an identity token, from /cfg/config.json) were not "
+        "sent: the registry asks for a user name and password, which they lack"
+    ) in str(caught.value)
+    assert "REFRESH-SECRET" not in str(caught.value)
+
+    denied = json.dumps({"errors": [{"code": "DENIED", "message": "no"}]}).encode()
+    user = Credentials("alice", "hunter2", source="the credential helper docker-credential-x")
+    client, _, _ = scripted_client([Reply(200), Reply(403, {}, denied)], credentials=user)
+    with client, pytest.raises(AuthError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    text = str(caught.value)
+    assert (
+        "the credentials for registry.test (user 'alice', from the credential helper "
+        "docker-credential-x) were not sent: the registry did not ask for any"
+    ) in text
+    assert text.count("HTTP 403") == 1 and "hunter2" not in text

@@ -5,6 +5,11 @@ Why: kiln's HTTP client must reach HTTPS registries through the proxies CI pods 
 (``HTTPS_PROXY``), with the proxy credentials in ``Proxy-Authorization``; only a real proxy on
 a real socket shows the exact bytes. Plain-HTTP requests are not forwarded: the proxy answers
 them itself (200, the request line as body), which is all a test of the absolute-URI form needs.
+
+Loopback is never proxied (Go's rule, which kiln follows), so tests name the registry
+``PROXIED_NAME``: a ``.invalid`` name the client cannot resolve, which only this proxy maps to
+127.0.0.1. A request that succeeds through it therefore went through the proxy. Tunnels to any
+other name are refused (502), so nothing is ever forwarded off the machine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: A name only the proxy resolves (to 127.0.0.1); test certificates carry it too.
+PROXIED_NAME = "registry.kiln.invalid"
+_TARGETS = {PROXIED_NAME: "127.0.0.1", "127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1"}
 
 
 @dataclass
@@ -44,8 +53,12 @@ class ConnectProxy:
             def do_CONNECT(self) -> None:
                 self._record()
                 host, _, port = self.path.rpartition(":")
+                target = _TARGETS.get(host.strip("[]").lower())
+                if target is None:
+                    self.send_error(502)
+                    return
                 try:
-                    upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+                    upstream = socket.create_connection((target, int(port)), timeout=10)
                 except OSError:
                     self.send_error(502)
                     return

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.connect_proxy import PROXIED_NAME
+
 REGISTRY_BINARY = "docker-registry"
 STARTUP_TIMEOUT = 20.0
 
@@ -33,7 +35,8 @@ def _run(argv: list[str], cwd: Path) -> None:
 
 
 def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """Create a CA and a server certificate for 127.0.0.1/localhost; return (ca, cert, key)."""
+    """Create a CA and a server certificate for 127.0.0.1, localhost and the name only the test
+    proxy resolves (``PROXIED_NAME``); return (ca, cert, key)."""
     directory.mkdir(parents=True, exist_ok=True)
     _run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -46,7 +49,7 @@ def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
         directory,
     )  # fmt: skip
     (directory / "ext.cnf").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:{PROXIED_NAME}\n"
         "basicConstraints=CA:FALSE\n"
         "keyUsage=digitalSignature,keyEncipherment\n"
         "extendedKeyUsage=serverAuth\n"

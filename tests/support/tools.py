@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ def run_kiln(
     cwd: Path | None = None,
     timeout: int = 300,
     input: str | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run the kiln CLI (`python -m kiln.cli.main ARGS`) and capture its output."""
+    """Run the kiln CLI (`python -m kiln.cli.main ARGS`) and capture its output; ``prefix`` is
+    a command that runs it (e.g. ``LocalDNS.prefix``)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "kiln.cli.main", *args],
+        [*prefix, sys.executable, "-m", "kiln.cli.main", *args],
         capture_output=True,
         text=True,
         env=full_env,

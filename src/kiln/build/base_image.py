@@ -4,7 +4,9 @@ Why in build: it wires the registry (which knows nothing of disks) to the blob s
 nothing of registries). Everything pulled is kept content-addressed in the store: layers, the
 config and the manifests (index included). Blobs already there are never downloaded again, and a
 digest-pinned manifest found there needs no request, so a `--cache-dir` that outlives the build
-(or one filled by `kiln warm`) is a base-image cache. Mirrors are tried before the origin.
+(or one filled by `kiln warm`) is a base-image cache. Mirrors are tried before the origin. The
+image must provide the requested platform: an index is searched for it, a single-platform image
+must be for it (its config says so).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from kiln.build.state import LayerRef
 from kiln.errors import DigestMismatchError, LayerError, RegistryError
 from kiln.fs import BlobStore
 from kiln.image import ImageConfig
-from kiln.registry import Reference, RegistryClient, ResolvedImage, resolve_image
+from kiln.registry import (
+    Reference,
+    RegistryClient,
+    ResolvedImage,
+    check_platform,
+    resolve_image,
+)
 
 log = logging.getLogger("kiln")
 
@@ -51,6 +59,8 @@ def _fetch_from(
     for digest, data in resolved.manifests:
         _keep(store, digest, data)
     config = ImageConfig.from_json(_config_bytes(client, ref, resolved, store))
+    if resolved.index_digest is None:  # nothing was chosen by platform: the config must fit
+        check_platform(config.platform, platform, str(ref))
     diff_ids = config.diff_ids
     if len(diff_ids) != len(resolved.layers):
         raise LayerError(

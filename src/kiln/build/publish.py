@@ -92,7 +92,8 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
             )
     except RegistryError as exc:
         raise RegistryError(
-            f"push failed before the manifest was written (no tag was changed): {exc.message}",
+            "push failed before the manifest was written (no tag was changed): "
+            f"{exc.reference}: {exc.problem}",
             reference=str(ref),
             status=exc.status,
             code=exc.code,
@@ -124,7 +125,7 @@ def check_push_permissions(destinations: Sequence[str], pool: RegistryPool) -> N
             pool.client(ref.registry, push=True).check_push(ref.repository)
         except AuthError as exc:
             raise AuthError(
-                f"no permission to push: {exc.message}",
+                f"no permission to push: {exc.problem}",
                 reference=str(ref),
                 status=exc.status,
                 code=exc.code,

@@ -28,7 +28,8 @@ def login(registry: str, username: str, password: str, options: RegistryOptions)
     host = Reference.parse(f"{registry}/x").registry if "/" not in registry else registry
     pool = RegistryPool(options)
     try:
-        client = pool.client_with(host, Credentials(username=username, password=password))
+        credentials = Credentials(username=username, password=password, source="kiln login")
+        client = pool.client_with(host, credentials)
         client.check_login()
     finally:
         pool.close()

@@ -121,7 +121,7 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
         dest="platform",
         default="linux/amd64",
         metavar="OS/ARCH[/VARIANT]",
-        help="platform of base images pulled from an index",
+        help="platform of base images: picked from an index; a single-platform base must match",
     )
 
 

@@ -50,7 +50,7 @@ def add_registry_parsers(
         dest="platform",
         default="linux/amd64",
         metavar="OS/ARCH[/VARIANT]",
-        help="platform picked from multi-platform images",
+        help="platform picked from multi-platform images; a single-platform image must match",
     )
     add_registry_flags(p.add_argument_group("registries"))
 

@@ -29,6 +29,7 @@ from kiln.net.errors import (
     ConnectionLost,
     ConnectTimeout,
     InvalidURL,
+    NameNotFound,
     NetError,
     TLSError,
     TooManyRedirects,
@@ -345,13 +346,10 @@ class Client:
     def _connect(self, key: _Key, host: str, port: int, timeout: float) -> _Connection:
         proxy = key.proxy
         address = (proxy.host, proxy.port) if proxy is not None else (host, port)
-        name = f"{address[0]}:{address[1]}" + (" (proxy)" if proxy is not None else "")
         try:
             sock = socket.create_connection(address, timeout=timeout)
-        except TimeoutError as exc:
-            raise ConnectTimeout(f"connecting to {name} timed out") from exc
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {name}: {exc.strerror or exc}") from exc
+            raise connect_error(exc, address[0], address[1], proxy is not None) from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if key.scheme == "https":
@@ -381,6 +379,32 @@ class Client:
             if self._tls is None:
                 self._tls = _make_tls_context(self.verify, self.cert)
             return self._tls
+
+
+#: getaddrinfo answers meaning the name has no address at all: waiting will not change that.
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def connect_error(exc: OSError, host: str, port: int, proxy: bool) -> NetError:
+    """Name why a connection to ``host:port`` failed: DNS, refused, timed out, or the OS's
+    reason; ``proxy`` says the address is the proxy's (from ``*_PROXY``), not the target's."""
+    name = f"{host}:{port}"
+    if proxy:
+        name = f"the proxy {name} (from the *_PROXY environment)"
+    if isinstance(exc, socket.gaierror):
+        looked_up = f"the proxy {host}" if proxy else host
+        if exc.errno in _NO_SUCH_NAME:
+            return NameNotFound(f"cannot resolve {looked_up}: DNS says the name does not exist")
+        return ConnectError(f"cannot resolve {looked_up}: DNS lookup failed ({exc.strerror})")
+    if isinstance(exc, TimeoutError):
+        return ConnectTimeout(f"connecting to {name} timed out")
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(f"connection to {name} refused")
+    return ConnectError(f"cannot connect to {name}: {exc.strerror or exc}")
 
 
 def _close_idle(idle: dict[_Key, list[_Connection]], lock: threading.Lock) -> None:

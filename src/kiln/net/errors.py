@@ -15,7 +15,15 @@ class NetError(OSError):
 
 
 class ConnectError(NetError):
-    """No connection could be made (refused, unreachable, name not resolved, proxy refused)."""
+    """No connection could be made (refused, unreachable, DNS failing for now, proxy refused)."""
+
+
+class NameNotFound(NetError):
+    """DNS says the host name does not exist (or has no address); never transient.
+
+    Not a ``ConnectError``: retrying cannot heal it, so it is outside ``TRANSIENT``. A lookup
+    that failed for a passing reason (no answer from the DNS server) is a ``ConnectError``.
+    """
 
 
 class Timeout(NetError):

@@ -4,9 +4,12 @@ Why its own module: CI pods reach registries through corporate proxies configure
 variables, and kiln must pick the same proxy ``requests`` (which kiln used before) would, so a
 working set-up keeps working: lower-case names win over upper-case ones, the scheme's variable
 over ``ALL_PROXY``; ``NO_PROXY`` is a comma list of ``*``, host or domain suffixes (with or
-without a leading dot, optionally ``:port``), IPv4 addresses and CIDR ranges. Loopback is not
-exempt unless listed, as with ``requests``. The environment is read on every call (cheap), so
-tests and long-lived processes see changes.
+without a leading dot, optionally ``:port``), IP addresses and CIDR ranges (IPv4 and IPv6).
+Loopback (``localhost``, 127.0.0.0/8, ``::1``) is never proxied, whatever the variables say:
+Go's rule (``golang.org/x/net/http/httpproxy``, so Docker, BuildKit, Kaniko and crane), because
+a proxy cannot reach the machine's own loopback, and a registry on 127.0.0.1 next to the build
+must not fail through a proxy set for the outside world. The environment is read on every call
+(cheap), so tests and long-lived processes see changes.
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> Proxy | Non
     """The proxy to use for ``url``, or None for a direct connection."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
+    if not host or is_loopback(host):
+        return None
     proxies = environment_proxies(environ)
-    if not host or bypass(host, parts.port, proxies.get("no", "")):
+    if bypass(host, parts.port, proxies.get("no", "")):
         return None
     spec = proxies.get(parts.scheme.lower()) or proxies.get("all")
     return parse_proxy(spec) if spec else None
@@ -74,6 +79,16 @@ def parse_proxy(spec: str) -> Proxy:
     return Proxy(parts.hostname, parts.port or 80, authorization)
 
 
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (lower-case host, no brackets)."""
+    if host == "localhost":
+        return True
+    address = _ip(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
+
+
 def bypass(host: str, port: int | None, no_proxy: str) -> bool:
     """True if ``NO_PROXY`` exempts ``host`` (lower-case, no brackets) on ``port``."""
     entries = [entry.strip().lower() for entry in no_proxy.split(",") if entry.strip()]
@@ -81,8 +96,8 @@ def bypass(host: str, port: int | None, no_proxy: str) -> bool:
         return False
     if "*" in entries:
         return True
-    address = _ipv4(host)
-    host_port = f"{host}:{port}" if port else host
+    address = _ip(host)
+    host_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}" if port else host
     for entry in entries:
         if address is not None:
             if "/" in entry:
@@ -92,7 +107,7 @@ def bypass(host: str, port: int | None, no_proxy: str) -> bool:
                 except ValueError:
                     pass
                 continue
-            if entry in (host, host_port):
+            if entry.strip("[]") == host or entry == host_port:
                 return True
             continue
         # requests' own rule (a plain suffix) plus urllib's (the name itself, a leading dot).
@@ -101,10 +116,10 @@ def bypass(host: str, port: int | None, no_proxy: str) -> bool:
     return False
 
 
-def _ipv4(host: str) -> ipaddress.IPv4Address | None:
-    if not host[:1].isdigit():
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not (host[:1].isdigit() or ":" in host):
         return None
     try:
-        return ipaddress.IPv4Address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
         return None

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from kiln.errors import AuthError
 from kiln.net import Response
@@ -24,6 +24,7 @@ from kiln.registry.transport import Transport
 _PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _TOKEN_MARGIN = 30.0  # refresh tokens this many seconds before the registry says they expire
 _DEFAULT_TOKEN_LIFETIME = 60.0  # the distribution token spec's default expires_in
+_AUTH_ACCESS = "check that these credentials may access this repository (or use others)"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ class Authenticator:
         self._credentials = credentials
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
+        # Where the credentials went, for explain(): None (nowhere yet), "registry" (basic
+        # auth or a registry token) or the token service's host; and whether it refused them.
+        self._sent_to: str | None = None
+        self._token_refused = False
 
     def __repr__(self) -> str:
         return f"Authenticator({self._registry!r}, credentials={self._credentials!r})"
@@ -93,6 +98,7 @@ class Authenticator:
                 return {}
             assert creds.username is not None and creds.password is not None
             pair = f"{creds.username}:{creds.password}".encode()
+            self._sent_to = "registry"
             return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
         if challenge.scheme == "bearer":
             return {"Authorization": f"Bearer {self._token(tuple(sorted(set(scopes))))}"}
@@ -115,6 +121,7 @@ class Authenticator:
             return cached.value
         creds = self._credentials
         if creds is not None and creds.registry_token:
+            self._sent_to = "registry"
             return creds.registry_token
         token = self._fetch_token(scopes)
         self._tokens[scopes] = token
@@ -129,13 +136,60 @@ class Authenticator:
             )
         service = self.challenge.params.get("service")
         creds = self._credentials
+        token_host = urlsplit(realm).netloc or realm
+        self._token_refused = False
+        if creds is not None and (creds.identity_token or creds.has_basic):
+            self._sent_to = token_host
         if creds is not None and creds.identity_token:
             response = self._refresh_token_request(realm, service, scopes, creds.identity_token)
         else:
             response = self._basic_token_request(realm, service, scopes, creds)
         if response.status_code != 200:
-            raise response_error(response, reference=self._registry, action="getting a token")
+            self._token_refused = True
+            raise response_error(
+                response,
+                reference=self._registry,
+                action=f"getting a token from {token_host}",
+                credentials=self,
+            )
         return self._parse_token(response)
+
+    def explain(self, status: int) -> tuple[str, str]:
+        """What happened to the credentials before a 401/403 (status), and what to do about
+        it: none configured, configured but not sent, refused, or accepted without the right.
+        Names the registry, the credentials' owner and their source; never a secret."""
+        registry, creds = self._registry, self._credentials
+        if creds is None:
+            return (
+                f"no credentials were sent: none are configured for {registry}",
+                f"log in with `kiln login {registry}`, or add {registry} to the Docker "
+                "config.json (DOCKER_CONFIG) or a credential helper",
+            )
+        whose = f"the credentials for {registry} ({creds.describe()}"
+        whose += f", from {creds.source})" if creds.source else ")"
+        where = creds.source or "the Docker config.json or credential helper"
+        fix = f"correct them in {where}"
+        if creds.source == "kiln login":
+            fix = "check the user name and password given to kiln login"
+        if self._sent_to is None:
+            if self.challenge is not None and self.challenge.scheme == "basic":
+                return (
+                    f"{whose} were not sent: the registry asks for a user name and password, "
+                    "which they lack",
+                    f"store a user name and password for {registry} (`kiln login {registry}`)",
+                )
+            return f"{whose} were not sent: the registry did not ask for any", _AUTH_ACCESS
+        if self._token_refused:
+            return f"the token service {self._sent_to} refused {whose}", fix
+        if self._sent_to != "registry":
+            return (
+                f"{whose} were sent to the token service {self._sent_to}, but its token does "
+                "not allow this",
+                _AUTH_ACCESS,
+            )
+        if status == 401:
+            return f"the registry refused {whose}", fix
+        return f"{whose} were accepted but do not allow this", _AUTH_ACCESS
 
     def _basic_token_request(
         self,

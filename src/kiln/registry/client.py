@@ -84,7 +84,12 @@ class RegistryClient:
         self._ping_lock = threading.Lock()
         self._confirmed: set[tuple[str, str]] = set()  # (repo, digest): see confirmed()
         self._uploader = Uploader(
-            self._request, self.blob_exists, self._transport.policy, sleep, chunk_size
+            self._request,
+            self.blob_exists,
+            self._transport.policy,
+            sleep,
+            chunk_size,
+            credentials=self._auth,
         )
 
     def __repr__(self) -> str:
@@ -124,7 +129,10 @@ class RegistryClient:
                 ) as response:
                     if response.status_code != 200:
                         raise response_error(
-                            response, reference=where, action="fetching the manifest"
+                            response,
+                            reference=where,
+                            action="fetching the manifest",
+                            credentials=self._auth,
                         )
                     data = _read_limited(response, _MAX_MANIFEST, where)
                     content_type = response.headers.get("Content-Type", "")
@@ -133,7 +141,7 @@ class RegistryClient:
             except _STREAM_ERRORS as exc:
                 if attempt >= self._transport.policy.retries:
                     raise RegistryError(
-                        f"download of the manifest was interrupted: {type(exc).__name__}",
+                        f"download of the manifest was interrupted: {exc}",
                         reference=where,
                     ) from exc
                 self._transport.sleep(self._transport.policy.delay(attempt))
@@ -157,7 +165,9 @@ class RegistryClient:
             "PUT", path, [push_scope(repo)], where, headers=headers, body=data
         ) as response:
             if response.status_code not in (200, 201, 202):
-                raise response_error(response, reference=where, action="pushing the manifest")
+                raise response_error(
+                    response, reference=where, action="pushing the manifest", credentials=self._auth
+                )
             served = response.headers.get("Docker-Content-Digest")
         if served and served.startswith("sha256:") and served != digest:
             raise DigestMismatchError(
@@ -177,7 +187,9 @@ class RegistryClient:
                 return True
             if response.status_code == 404:
                 return False
-            raise response_error(response, reference=where, action="checking for the blob")
+            raise response_error(
+                response, reference=where, action="checking for the blob", credentials=self._auth
+            )
 
     def fetch_blob(self, repo: str, digest: str, dest: BinaryIO) -> int:
         """Stream blob ``digest`` into ``dest``, verifying it on the way; return its size.
@@ -197,7 +209,7 @@ class RegistryClient:
             except _STREAM_ERRORS as exc:
                 if start is None or attempt >= self._transport.policy.retries:
                     raise RegistryError(
-                        f"download of blob {digest} was interrupted: {type(exc).__name__}",
+                        f"download of blob {digest} was interrupted: {exc}",
                         reference=where,
                     ) from exc
                 self._transport.sleep(self._transport.policy.delay(attempt))
@@ -223,7 +235,9 @@ class RegistryClient:
         path = f"/v2/{repo}/blobs/{digest}"
         with self._request("GET", path, [pull_scope(repo)], where, stream=True) as response:
             if response.status_code != 200:
-                raise response_error(response, reference=where, action="fetching the blob")
+                raise response_error(
+                    response, reference=where, action="fetching the blob", credentials=self._auth
+                )
             size = 0
             for chunk in response.iter_content(CHUNK_SIZE):
                 update(chunk)
@@ -284,7 +298,9 @@ class RegistryClient:
         where = self.registry
         with self._request("GET", "/v2/", [], where) as response:
             if response.status_code != 200:
-                raise response_error(response, reference=where, action="logging in")
+                raise response_error(
+                    response, reference=where, action="logging in", credentials=self._auth
+                )
 
     def check_push(self, repo: str) -> None:
         """Fail early (``AuthError``) unless the credentials may push to ``repo``.
@@ -296,7 +312,9 @@ class RegistryClient:
         path = f"/v2/{repo}/blobs/uploads/"
         with self._request("POST", path, [push_scope(repo)], where, body=b"") as response:
             if response.status_code != 202:
-                raise response_error(response, reference=where, action="checking push access")
+                raise response_error(
+                    response, reference=where, action="checking push access", credentials=self._auth
+                )
             location = response.headers.get("Location")
             url = urljoin(response.url, location) if location else None
         if url is not None:
@@ -333,7 +351,10 @@ class RegistryClient:
                 elif response.status_code not in (200, 404):
                     # 404: some proxies only serve repository paths; let real requests decide.
                     raise response_error(
-                        response, reference=where, action="contacting the registry"
+                        response,
+                        reference=where,
+                        action="contacting the registry",
+                        credentials=self._auth,
                     )
             self._pinged = True
 

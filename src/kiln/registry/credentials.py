@@ -12,7 +12,7 @@ import binascii
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,31 @@ _TOKEN_USER = "<token>"  # credential helpers return identity tokens under this 
 
 @dataclass(frozen=True)
 class Credentials:
-    """Username/password, or a refresh (identity) token, or a ready registry bearer token."""
+    """Username/password, or a refresh (identity) token, or a ready registry bearer token.
+
+    ``source`` says where they came from (the config.json path, the credential helper, ``kiln
+    login``), so an error after a 401/403 can say which credentials the registry refused.
+    """
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     identity_token: str | None = field(default=None, repr=False)
     registry_token: str | None = field(default=None, repr=False)
+    source: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
         secrets = [
             name for name in ("password", "identity_token", "registry_token") if getattr(self, name)
         ]
-        return f"Credentials(username={self.username!r}, set={secrets})"
+        return f"Credentials(username={self.username!r}, set={secrets}, source={self.source!r})"
+
+    def describe(self) -> str:
+        """Whose they are, never the secret: ``user 'bob'``, ``an identity token``..."""
+        if self.username and self.username != _TOKEN_USER:
+            return f"user {self.username!r}"
+        if self.identity_token:
+            return "an identity token"
+        return "a registry token" if self.registry_token else "no usable secret"
 
     @property
     def has_basic(self) -> bool:
@@ -165,9 +178,10 @@ def run_credential_helper(helper: str, registry: str) -> Credentials | None:
         ) from None
     if not secret:
         return None
+    source = f"the credential helper {program}"
     if username == _TOKEN_USER:
-        return Credentials(identity_token=secret)
-    return Credentials(username=username, password=secret)
+        return Credentials(identity_token=secret, source=source)
+    return Credentials(username=username, password=secret, source=source)
 
 
 def _helper_for(config: dict[str, Any], registry: str) -> str | None:
@@ -188,7 +202,8 @@ def load_credentials(registry: str, config_dir: Path | None = None) -> Credentia
     Order as in Docker: ``credHelpers[registry]``, then ``credsStore``, then ``auths``. Returns
     None when nothing is configured (anonymous access).
     """
-    config = _read_config(config_path(config_dir))
+    path = config_path(config_dir)
+    config = _read_config(path)
     helper = _helper_for(config, registry)
     if helper is not None:
         found = run_credential_helper(helper, registry)
@@ -197,7 +212,8 @@ def load_credentials(registry: str, config_dir: Path | None = None) -> Credentia
     auths = config.get("auths") or {}
     if not isinstance(auths, dict):
         return None
-    return _from_auth_entry(_auths_entry(auths, registry), registry)
+    found = _from_auth_entry(_auths_entry(auths, registry), registry)
+    return replace(found, source=str(path)) if found is not None else None
 
 
 def save_credentials(

@@ -8,6 +8,7 @@ request path must report it the same way, without ever echoing credentials.
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
 from kiln.errors import AuthError, RegistryError
 from kiln.net import Response
@@ -17,6 +18,13 @@ _AUTH_HINT = (
     "that they may access this repository"
 )
 _MAX_BODY = 64 * 1024
+
+
+class CredentialReport(Protocol):
+    """Says what happened to the credentials when a registry answered 401 or 403
+    (``Authenticator.explain``): a clause for the message and a hint, never a secret."""
+
+    def explain(self, status: int) -> tuple[str, str]: ...
 
 
 def _body(response: Response) -> bytes:
@@ -43,8 +51,18 @@ def error_code(response: Response) -> tuple[str | None, str | None]:
         return None, None
 
 
-def response_error(response: Response, *, reference: str, action: str) -> RegistryError:
-    """A ``RegistryError`` (``AuthError`` for 401/403) describing ``action`` failing."""
+def response_error(
+    response: Response,
+    *,
+    reference: str,
+    action: str,
+    credentials: CredentialReport | None = None,
+) -> RegistryError:
+    """A ``RegistryError`` (``AuthError`` for 401/403) describing ``action`` failing.
+
+    For 401/403, ``credentials`` adds whether credentials were sent, for which registry and
+    from where; the status itself is left to ``RegistryError`` (shown once).
+    """
     code, message = error_code(response)
     status = response.status_code
     detail = f"{action} failed"
@@ -52,7 +70,11 @@ def response_error(response: Response, *, reference: str, action: str) -> Regist
         detail += f": {message}"
     response.close()
     if status in (401, 403):
-        return AuthError(detail, reference=reference, status=status, code=code, hint=_AUTH_HINT)
+        auth_hint = _AUTH_HINT
+        if credentials is not None:
+            note, auth_hint = credentials.explain(status)
+            detail += f"; {note}"
+        return AuthError(detail, reference=reference, status=status, code=code, hint=auth_hint)
     hint = None
     if status == 404:
         hint = "check the repository name and tag or digest"

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiln.errors import RegistryError, UsageError
+from kiln.image.config import ImageConfig
+from kiln.image.errors import ImageFormatError
+from kiln.image.platform import Platform, compatibility_rank
 from kiln.registry import _mediatypes as mt
 from kiln.registry.client import RegistryClient, manifest_media_type
 from kiln.registry.reference import Reference
@@ -24,8 +27,6 @@ from kiln.registry.reference import Reference
 PlatformSpec = tuple[str, str, str | None]
 DEFAULT_PLATFORM: PlatformSpec = ("linux", "amd64", None)
 _MAX_INDEX_DEPTH = 4
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
-_DEFAULT_VARIANTS = {"arm64": "v8"}
 
 
 @dataclass(frozen=True)
@@ -55,43 +56,67 @@ class PulledImage:
     index_digest: str | None = None
 
 
-def _normalize_arch(architecture: str) -> str:
-    return _ARCH_ALIASES.get(architecture, architecture)
+def _entry_platform(entry: dict[str, Any]) -> Platform | None:
+    """The ``platform`` of an index entry, or None when it has none (attestations)."""
+    plat = entry.get("platform")
+    if not isinstance(plat, dict):
+        return None
+    try:
+        return Platform.from_dict(plat)
+    except ImageFormatError:
+        return None
 
 
-def _variant_matches(want: str | None, have: str | None, architecture: str) -> bool:
-    if want is None:
-        return True
-    default = _DEFAULT_VARIANTS.get(architecture)
-    return (have or default) == want or (have is None and want == default)
+def _wanted(platform: PlatformSpec) -> Platform:
+    return Platform(platform[0], platform[1], platform[2] or None)
 
 
 def select_platform(index: dict[str, Any], platform: PlatformSpec) -> dict[str, Any] | None:
     """The index entry matching ``platform`` (os, arch, variant), or None.
 
-    With no variant requested, an entry without a variant is preferred over one with.
+    containerd's rule (shared with ``kiln.image.Index.select``): architecture aliases and
+    default variants are normalised (``arm64`` is ``arm64/v8``), an exact match wins over an
+    older compatible variant (``arm/v6`` for ``arm/v7``), and on a tie the earlier entry wins.
     """
-    want_os, want_arch, want_variant = platform
-    want_arch = _normalize_arch(want_arch)
-    matches = []
+    wanted = _wanted(platform)
+    best: tuple[int, dict[str, Any]] | None = None
     for entry in index.get("manifests") or []:
-        plat = entry.get("platform") or {}
-        arch = _normalize_arch(str(plat.get("architecture", "")))
-        if plat.get("os") != want_os or arch != want_arch:
+        have = _entry_platform(entry) if isinstance(entry, dict) else None
+        if have is None:
             continue
-        if _variant_matches(want_variant, plat.get("variant"), arch):
-            matches.append(entry)
-    matches.sort(key=lambda entry: bool((entry.get("platform") or {}).get("variant")))
-    return matches[0] if matches else None
+        rank = compatibility_rank(wanted, have)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, entry)
+    return best[1] if best else None
 
 
 def _describe_platforms(index: dict[str, Any]) -> str:
     found = []
     for entry in index.get("manifests") or []:
-        plat = entry.get("platform") or {}
-        text = f"{plat.get('os')}/{plat.get('architecture')}"
-        found.append(text + (f"/{plat['variant']}" if plat.get("variant") else ""))
+        have = _entry_platform(entry) if isinstance(entry, dict) else None
+        if have is not None:
+            found.append(str(have))
     return ", ".join(found) or "none"
+
+
+def check_platform(have: Platform, platform: PlatformSpec, where: str) -> None:
+    """Refuse a single-platform image whose config (``have``) is for another ``platform``.
+
+    Why: without an index there is nothing to choose from, and using the image anyway gives
+    a result that silently claims (or runs) the wrong architecture. The config's os,
+    architecture and variant are matched with the index rule, so ``arm64`` satisfies
+    ``linux/arm64/v8`` and an ``arm/v6`` image satisfies ``linux/arm/v7``. A config that
+    names no os or architecture states no platform, so nothing contradicts the request.
+    """
+    if not have.os or not have.architecture:
+        return
+    wanted = _wanted(platform)
+    if compatibility_rank(wanted, have) is None:
+        raise RegistryError(
+            f"no image for platform {wanted}: it is a single-platform image for {have}",
+            reference=where,
+            hint=f"build with --platform {have}, or use a base image that provides {wanted}",
+        )
 
 
 def _load_json(data: bytes, where: str) -> dict[str, Any]:
@@ -235,13 +260,16 @@ def pull_image(
 ) -> PulledImage:
     """Resolve ``repo:ref`` (or a ``Reference``) to the image for ``platform``.
 
-    Like ``resolve_image``, and the config blob is fetched and verified; layers are only
-    described.
+    Like ``resolve_image``, and the config blob is fetched and verified (a single-platform
+    image must be for ``platform``: ``check_platform``); layers are only described.
     """
     repository, reference, platform = _split_args(client, repo, ref, platform)
     resolved = resolve_image(client, repository, reference, platform)
     buffer = io.BytesIO()
     client.fetch_blob(repository, resolved.config_digest, buffer)
+    if resolved.index_digest is None:
+        where = client.describe(repository, reference)
+        check_platform(ImageConfig.from_json(buffer.getvalue()).platform, platform, where)
     return PulledImage(
         manifest_bytes=resolved.manifest_bytes,
         manifest_media_type=resolved.manifest_media_type,

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from kiln.errors import RegistryError, Remedy
 from kiln.net import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
-from kiln.net import TRANSIENT, NetError, RequestBody, Response, TLSError
+from kiln.net import TRANSIENT, NameNotFound, NetError, RequestBody, Response, TLSError
 
 #: A request body: bytes, or a function opening a fresh stream (so a retry can resend it).
 Body = bytes | Callable[[], BinaryIO] | None
@@ -110,7 +110,8 @@ class Transport:
         408/429/5xx; return the last response.
 
         Non-retryable responses (including other 4xx) are returned to the caller to interpret.
-        TLS failures are never retried: a certificate does not become valid by waiting.
+        TLS failures are never retried: a certificate does not become valid by waiting; nor is
+        a host name DNS says does not exist. Messages name the cause and the host.
         ``retry=False`` sends exactly once (for requests whose caller recovers by itself).
         """
         attempt = 0
@@ -122,17 +123,22 @@ class Transport:
                 raise tls_error(exc, url, reference) from exc
             except TRANSIENT as exc:  # refused, reset, timed out, or the answer cut short
                 if attempt >= retries:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
                     raise RegistryError(
-                        f"{method} {_safe_url(url)} failed after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}",
+                        f"{method} {_safe_url(url)} failed{tries}: {exc}",
                         reference=reference,
                         hint="check that the registry is reachable (and the --insecure setting)",
                     ) from exc
                 self.sleep(self.policy.delay(attempt))
+            except NameNotFound as exc:  # DNS says no such name: asking again cannot help
+                raise RegistryError(
+                    f"{method} {_safe_url(url)} failed: {exc}",
+                    reference=reference,
+                    hint="check the host name (and, for a proxy, the *_PROXY variables)",
+                ) from exc
             except NetError as exc:
                 raise RegistryError(
-                    f"{method} {_safe_url(url)} failed: {type(exc).__name__}",
-                    reference=reference,
+                    f"{method} {_safe_url(url)} failed: {exc}", reference=reference
                 ) from exc
             else:
                 if response.status_code not in RETRYABLE_STATUS or attempt >= retries:
@@ -190,7 +196,8 @@ def tls_error(exc: TLSError, url: str, reference: str) -> RegistryError:
         hint = f"if {host} really serves plain HTTP, mark it with {{0}}"
         remedies = (Remedy("insecure_registries", [host]),)
     elif "certificate verify failed" in text:
-        problem = "its TLS certificate could not be verified"
+        reason = str(exc).partition("certificate verify failed:")[2].split("(_ssl")[0].strip()
+        problem = "its TLS certificate could not be verified" + (f" ({reason})" if reason else "")
         hint = "trust its CA with {0}, or (unsafe) {1}"
         remedies = (
             Remedy("registry_certificates", {host: "/path/ca.crt"}),

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from kiln.errors import RegistryError
 from kiln.net import NetError, Response
-from kiln.registry.problems import response_error
+from kiln.registry.problems import CredentialReport, response_error
 from kiln.registry.transport import RETRYABLE_STATUS, Body, RetryPolicy
 
 log = logging.getLogger("kiln")
@@ -130,8 +130,11 @@ class Uploader:
         policy: RetryPolicy,
         sleep: Callable[[float], None],
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        credentials: CredentialReport | None = None,
     ) -> None:
         self._send = send
+        self._credentials = credentials
         self._exists = exists
         self._policy = policy
         self._sleep = sleep
@@ -208,7 +211,12 @@ class Uploader:
             if response.status_code == 201 and mount_from:
                 return None
             if response.status_code != 202 or "Location" not in response.headers:
-                raise response_error(response, reference=blob.where, action="starting the upload")
+                raise response_error(
+                    response,
+                    reference=blob.where,
+                    action="starting the upload",
+                    credentials=self._credentials,
+                )
             return urljoin(response.url, response.headers["Location"])
 
     def _monolithic(self, blob: BlobUpload, location: str) -> bool:
@@ -224,7 +232,12 @@ class Uploader:
         url = with_query(location, {"digest": blob.digest})
         with self._send("PUT", url, blob.scopes, blob.where, headers=headers, body=body) as done:
             if done.status_code not in (201, 204):
-                raise response_error(done, reference=blob.where, action="uploading the blob")
+                raise response_error(
+                    done,
+                    reference=blob.where,
+                    action="uploading the blob",
+                    credentials=self._credentials,
+                )
             return done.headers.get("Docker-Content-Digest") == blob.digest
 
     def _chunked(self, blob: BlobUpload, location: str) -> bool:
@@ -295,7 +308,12 @@ class Uploader:
             if response.status_code in RETRYABLE_STATUS:
                 raise _Transient(f"HTTP {response.status_code}")
             if response.status_code != 202:
-                raise response_error(response, reference=blob.where, action="uploading a chunk")
+                raise response_error(
+                    response,
+                    reference=blob.where,
+                    action="uploading a chunk",
+                    credentials=self._credentials,
+                )
             return _next(response, location, offset + length)
 
     def _status(self, blob: BlobUpload, location: str) -> tuple[str, int]:
@@ -304,7 +322,12 @@ class Uploader:
             if response.status_code in (400, 404):
                 raise _UploadLost(f"HTTP {response.status_code}")
             if response.status_code not in (200, 204):
-                raise response_error(response, reference=blob.where, action="resuming the upload")
+                raise response_error(
+                    response,
+                    reference=blob.where,
+                    action="resuming the upload",
+                    credentials=self._credentials,
+                )
             return _next(response, location, 0)
 
 
