@@ -114,7 +114,11 @@ def _env(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
 def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
     assert isinstance(ins, ArgInstruction)
     args = dict(state.args)
-    for name, default in ins.args:
+    for written, default in ins.args:
+        # The name is a word too (`ENV src=file3` then `ARG ${src}=x` declares `file3`), as in
+        # BuildKit up to dockerfile 1.7; the default is expanded only when it is used.
+        name = expand_word(written, state.expansion_env() | args, ctx.escape)
+        _check_arg_name(name, written, ctx, ins.line)
         given = ctx.build_args.get(name)
         if name in ctx.build_args:
             ctx.used_build_args.add(name)
@@ -127,6 +131,17 @@ def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
         else:
             args.pop(name, None)
     return Dispatched(state=replace(state, args=args), effect=None, history=None)
+
+
+def _check_arg_name(name: str, written: str, ctx: DispatchContext, line: int) -> None:
+    """An expanded ARG name must still be a name: not empty, no ``=`` (it would forge pairs)."""
+    if not name or "=" in name:
+        shown = "an empty string" if not name else repr(name)
+        raise DockerfileError(
+            f"ARG name {written!r} expands to {shown}, which is not a valid name",
+            file=ctx.filename,
+            line=line,
+        )
 
 
 def _label(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:

@@ -104,38 +104,49 @@ def _make_field(
     return made
 
 
-def _values(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+def _values(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The field values of one ``__init__`` call, in field order.
+
+    ``kwargs`` is the call's own fresh dict, so it is consumed in place: this runs for every
+    parsed node and instruction, and one pass with no intermediate copies keeps parsing cheap.
+    """
     positional, spec, _ = getattr(type(self), _SPEC)
-    name = type(self).__qualname__
-    if len(args) > len(positional):
-        raise TypeError(
-            f"{name}.__init__() takes {len(positional) + 1} positional arguments "
-            f"but {len(args) + 1} were given"
-        )
-    given = dict(zip(positional, args, strict=False))
-    for key in kwargs:
-        if key in given:
-            raise TypeError(f"{name}.__init__() got multiple values for argument {key!r}")
-    given.update(kwargs)
-    values = []
+    if args:
+        name = type(self).__qualname__
+        if len(args) > len(positional):
+            raise TypeError(
+                f"{name}.__init__() takes {len(positional) + 1} positional arguments "
+                f"but {len(args) + 1} were given"
+            )
+        for key, value in zip(positional, args, strict=False):
+            if key in kwargs:
+                raise TypeError(f"{name}.__init__() got multiple values for argument {key!r}")
+            kwargs[key] = value
+    values: dict[str, Any] = {}
+    pop = kwargs.pop
     for field_name, default, factory, _ in spec:
-        if field_name in given:
-            values.append((field_name, given.pop(field_name)))
-        elif default is not _MISSING:
-            values.append((field_name, default))
-        elif factory is not _MISSING:
-            values.append((field_name, factory()))
-        else:
-            raise TypeError(f"{name}.__init__() missing 1 required argument: {field_name!r}")
-    if given:
+        value = pop(field_name, _MISSING)
+        if value is _MISSING:
+            if default is not _MISSING:
+                value = default
+            elif factory is not _MISSING:
+                value = factory()
+            else:
+                raise TypeError(
+                    f"{type(self).__qualname__}.__init__() missing 1 required argument: "
+                    f"{field_name!r}"
+                )
+        values[field_name] = value
+    if kwargs:
         raise TypeError(
-            f"{name}.__init__() got an unexpected keyword argument {next(iter(given))!r}"
+            f"{type(self).__qualname__}.__init__() got an unexpected keyword argument "
+            f"{next(iter(kwargs))!r}"
         )
     return values
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    for name, value in _values(self, args, kwargs):
+    for name, value in _values(self, args, kwargs).items():
         setattr(self, name, value)
     post_init = getattr(self, "__post_init__", None)
     if post_init is not None:
@@ -143,8 +154,8 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _init_frozen(self: Any, *args: Any, **kwargs: Any) -> None:
-    for name, value in _values(self, args, kwargs):
-        object.__setattr__(self, name, value)
+    # Straight into the instance dict: what object.__setattr__ would do, without a call per field.
+    self.__dict__.update(_values(self, args, kwargs))
     post_init = getattr(self, "__post_init__", None)
     if post_init is not None:
         post_init()

@@ -84,13 +84,15 @@ class _StageBuilder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.meta_args: list[ArgInstruction] = []
-        self.stages: list[Stage] = []
+        # Each stage's FROM and its instructions so far; the frozen Stages are made once at
+        # the end (re-making a Stage per instruction made parsing quadratic).
+        self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
         if isinstance(instruction, FromInstruction):
             self.open_stage(instruction)
-        elif not self.stages:
+        elif not self.opened:
             if not isinstance(instruction, ArgInstruction):
                 raise DockerfileError(
                     f"{instruction.keyword} before the first FROM: "
@@ -101,10 +103,7 @@ class _StageBuilder:
                 )
             self.meta_args.append(instruction)
         else:
-            last = self.stages[-1]
-            self.stages[-1] = Stage(
-                last.name, last.index, last.from_, (*last.instructions, instruction)
-            )
+            self.opened[-1][1].append(instruction)
 
     def open_stage(self, instruction: FromInstruction) -> None:
         if instruction.name is not None:
@@ -115,7 +114,13 @@ class _StageBuilder:
                     line=instruction.line,
                 )
             self.names.add(instruction.name)
-        self.stages.append(Stage(instruction.name, len(self.stages), instruction, ()))
+        self.opened.append((instruction, []))
+
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(
+            Stage(from_.name, index, from_, tuple(instructions))
+            for index, (from_, instructions) in enumerate(self.opened)
+        )
 
 
 def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
@@ -134,7 +139,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
             raise DockerfileError(str(exc), file=filename, line=node.line) from None
         warnings.extend(ctx.warnings)
         builder.add(instruction)
-    if not builder.stages:
+    if not builder.opened:
         what = "the file has no instructions" if not tree.nodes else "there is no FROM"
         raise DockerfileError(
             f"no build stage in Dockerfile: {what}",
@@ -146,7 +151,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
         filename=filename,
         directives=dict(tree.directives),
         meta_args=tuple(builder.meta_args),
-        stages=tuple(builder.stages),
+        stages=builder.stages(),
         warnings=tuple(sorted(warnings, key=lambda w: w.line)),
         escape=tree.escape,
     )

@@ -139,7 +139,10 @@ class _Parser:
         content = _trim_newline(raw)
         if _is_comment(content):
             comment = content.lstrip()[1:].strip()
-            self.comments = [*self.comments, comment] if comment else []
+            if comment:
+                self.comments.append(comment)
+            else:
+                self.comments = []
         stripped = content.lstrip()
         self.feed_directive(stripped)
         start = self.reader.taken
@@ -147,6 +150,7 @@ class _Parser:
         if ended and logical == "":
             return
         source = [raw]
+        parts = [logical]  # joined once: `logical += part` per line made this quadratic
         empty_continuation = False
         while not ended:
             try:
@@ -161,7 +165,8 @@ class _Parser:
                 empty_continuation = True
                 continue
             part, ended = self.trim_continuation(content)
-            logical += part
+            parts.append(part)
+        logical = "".join(parts)
         if empty_continuation:
             self.warnings.append(
                 DockerfileWarning(
