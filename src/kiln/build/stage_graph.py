@@ -43,7 +43,9 @@ def stage_dependencies(
     """The earlier stages that `stage` reads from directly."""
     deps: list[Stage] = []
     base = find_stage(
-        dockerfile.stages, expand_word(stage.from_.image, meta_env), before=stage.index
+        dockerfile.stages,
+        expand_word(stage.from_.image, meta_env, dockerfile.escape),
+        before=stage.index,
     )
     if base is not None:
         deps.append(base)

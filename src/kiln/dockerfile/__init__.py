@@ -9,6 +9,7 @@ docs/internals.md for the contract.
 
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.document import Dockerfile, Stage, parse
+from kiln.dockerfile.global_scope import check_from_lines, global_args
 from kiln.dockerfile.heredoc import Heredoc
 from kiln.dockerfile.instructions import (
     AddInstruction,
@@ -66,8 +67,10 @@ __all__ = [
     "UserInstruction",
     "VolumeInstruction",
     "WorkdirInstruction",
+    "check_from_lines",
     "expand_word",
     "expand_words",
+    "global_args",
     "heredoc_run",
     "instruction_to_dict",
     "parse",

@@ -7,6 +7,7 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 from kiln.dockerfile.convert import UnknownInstructionError, convert
@@ -14,6 +15,7 @@ from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
 from kiln.dockerfile.jsonform import instruction_to_dict
+from kiln.dockerfile.source import decode_dockerfile
 from kiln.dockerfile.syntax import parse_syntax
 from kiln.errors import DockerfileError
 
@@ -123,8 +125,28 @@ class _StageBuilder:
         )
 
 
-def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
-    """Parse Dockerfile ``text``; raise ``DockerfileError`` (with file and line) when invalid."""
+def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
+    """Parse Dockerfile ``text``; raise ``DockerfileError`` (with file and line) when invalid.
+
+    ``bytes`` are decoded as UTF-8 first (``source.decode_dockerfile``: invalid bytes are a
+    located error); pass the file's bytes rather than decoding them yourself.
+
+    The cycle collector is paused meanwhile: parsing allocates a few objects per line and
+    makes no reference cycles, and on a large file the collector's passes over the growing
+    node list cost about as much as the parsing itself.
+    """
+    if isinstance(text, bytes):
+        text = decode_dockerfile(text, filename)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, filename)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, filename: str) -> Dockerfile:
     tree = parse_syntax(text, filename)
     warnings = list(tree.warnings)
     builder = _StageBuilder(filename)

@@ -31,6 +31,11 @@ __all__ = ["ExpansionError", "ShellLexer", "expand_word", "expand_words"]
 
 _EOF = ""
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+#: How deep ``${a:-${b:-...}}`` may nest. The lexer recurses once per level (as BuildKit's
+#: does); a bound turns a pathological word into an ExpansionError instead of a
+#: RecursionError. Real Dockerfiles nest two or three levels.
+MAX_NESTING = 64
+_SHOWN = 200  # characters of a failing word quoted in its error message
 
 
 class ExpansionError(ValueError):
@@ -81,6 +86,7 @@ class _ShellWord:
         self.raw_quotes = lexer.raw_quotes
         self.raw_escapes = lexer.raw_escapes
         self.skip_unset = lexer.skip_unset
+        self.depth = 0
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else _EOF
@@ -206,6 +212,16 @@ class _ShellWord:
                 return "$" + name
             return value
         self.next()  # the "{"
+        if self.depth >= MAX_NESTING:
+            raise ExpansionError(f"substitutions nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            return self._braced()
+        finally:
+            self.depth -= 1
+
+    def _braced(self) -> str:
+        """The rest of ``${...}`` after the brace."""
         if self.peek() == _EOF:
             raise ExpansionError("syntax error: missing '}'")
         if self.peek() in "{}:":
@@ -308,7 +324,8 @@ class ShellLexer:
         try:
             return state.process_stop_on(_EOF, self.raw_escapes)
         except ExpansionError as exc:
-            raise ExpansionError(f"failed to process {word!r}: {exc}") from None
+            shown = word if len(word) <= _SHOWN else word[:_SHOWN] + "..."
+            raise ExpansionError(f"failed to process {shown!r}: {exc}") from None
 
 
 def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
