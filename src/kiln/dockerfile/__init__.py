@@ -33,7 +33,13 @@ from kiln.dockerfile.instructions import (
     WorkdirInstruction,
 )
 from kiln.dockerfile.jsonform import instruction_to_dict
-from kiln.dockerfile.lexer import ExpansionError, ShellLexer, expand_word, expand_words
+from kiln.dockerfile.lexer import (
+    MAX_NESTING,
+    ExpansionError,
+    ShellLexer,
+    expand_word,
+    expand_words,
+)
 from kiln.dockerfile.run_heredoc import HeredocRun, heredoc_run
 
 # ``Warning`` is the short name used in the design notes; ``DockerfileWarning`` avoids shadowing
@@ -41,6 +47,7 @@ from kiln.dockerfile.run_heredoc import HeredocRun, heredoc_run
 Warning = DockerfileWarning
 
 __all__ = [
+    "MAX_NESTING",
     "AddInstruction",
     "ArgInstruction",
     "CmdInstruction",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 else:
     from kiln.dockerfile._record import record
 
-__all__ = ["ExpansionError", "ShellLexer", "expand_word", "expand_words"]
+__all__ = ["MAX_NESTING", "ExpansionError", "ShellLexer", "expand_word", "expand_words"]
 
 _EOF = ""
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
