@@ -17,6 +17,7 @@ Semantics, as in Docker:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -43,36 +44,67 @@ class ExpansionError(ValueError):
 
 
 class _Words:
-    """Collects the words of ``expand_words``: unquoted whitespace splits, quoted text does not."""
+    """Collects the words of ``expand_words``: unquoted whitespace splits, quoted text does not.
+
+    The current word is a list of non-empty pieces joined when it ends (appending to a string
+    attribute copies it every time, which made long words quadratic).
+    """
 
     def __init__(self) -> None:
-        self.word = ""
+        self.parts: list[str] = []
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():
-            if self.in_word and self.word:
-                self.words.append(self.word)
-                self.word = ""
+            if self.in_word and self.parts:
+                self.words.append("".join(self.parts))
+                self.parts = []
                 self.in_word = False
         else:
             self.add_raw(ch)
 
     def add_raw(self, text: str) -> None:
-        self.word += text
+        if text:
+            self.parts.append(text)
         self.in_word = True
 
     def add_string(self, text: str) -> None:
-        for ch in text:
-            self.add_char(ch)
+        for piece in _SPACE_RUNS.split(text):
+            if piece:
+                # One whitespace character ends the word; the rest of its run changes nothing.
+                self.add_char(piece[0]) if piece[0].isspace() else self.add_raw(piece)
 
     def result(self) -> list[str]:
-        if self.word:
-            self.words.append(self.word)
-            self.word = ""
+        if self.parts:
+            self.words.append("".join(self.parts))
+            self.parts = []
             self.in_word = False
         return self.words
+
+
+_SPACE_RUNS = re.compile(r"(\s+)")  # re's \s is exactly str.isspace()
+_PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
+
+
+def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
+    """A run of characters with no meaning to the lexer (taken in one step, not one by one)."""
+    key = (escape, stop)
+    pattern = _PLAIN_RUNS.get(key)
+    if pattern is None:
+        if stop == "\0quoted":  # inside "...": only $, " and the escape mean something
+            special = "".join(re.escape(c) for c in {"$", '"', escape})
+            pattern = re.compile(rf"[^{special}]+")
+        else:
+            special = "".join(re.escape(c) for c in {"$", "'", '"', escape, stop} if c)
+            pattern = re.compile(rf"[^{special}\s]+")
+        _PLAIN_RUNS[key] = pattern
+    return pattern
+
+
+def _quoted_run(escape: str) -> re.Pattern[str]:
+    """A run of characters inside double quotes that are kept as they are."""
+    return _plain_run(escape, "\0quoted")
 
 
 class _ShellWord:
@@ -113,8 +145,18 @@ class _ShellWord:
     def _process_stop_on(self, stop: str) -> tuple[str, list[str]]:
         result: list[str] = []
         words = _Words()
+        plain = _plain_run(self.escape, stop)
+        special = {"$", "'", '"', self.escape, stop}
         while self.peek() != _EOF:
             ch = self.peek()
+            if ch not in special and not ch.isspace():
+                run = plain.match(self.text, self.pos)
+                assert run is not None  # ch itself is plain
+                chunk = run.group()
+                self.pos = run.end()
+                words.add_raw(chunk)
+                result.append(chunk)
+                continue
             if stop and ch == stop:
                 self.next()
                 return "".join(result), words.result()
@@ -144,25 +186,30 @@ class _ShellWord:
         return "".join(result), words.result()
 
     def single_quote(self) -> str:
-        opening = self.next()
-        result = [opening] if self.raw_quotes else []
-        while True:
-            ch = self.next()
-            if ch == _EOF:
-                raise ExpansionError(
-                    "unexpected end of statement while looking for matching single-quote"
-                )
-            if ch == "'":
-                if self.raw_quotes:
-                    result.append(ch)
-                return "".join(result)
-            result.append(ch)
+        self.next()  # the opening quote
+        end = self.text.find("'", self.pos)
+        if end < 0:
+            self.pos = len(self.text)
+            raise ExpansionError(
+                "unexpected end of statement while looking for matching single-quote"
+            )
+        content = self.text[self.pos : end]
+        self.pos = end + 1
+        return f"'{content}'" if self.raw_quotes else content
 
     def double_quote(self) -> str:
         opening = self.next()
         result = [opening] if self.raw_quotes else []
+        plain = _quoted_run(self.escape)
+        special = {"$", '"', self.escape, _EOF}
         while True:
             ch = self.peek()
+            if ch not in special:
+                run = plain.match(self.text, self.pos)
+                assert run is not None  # ch itself is plain
+                result.append(run.group())
+                self.pos = run.end()
+                continue
             if ch == _EOF:
                 raise ExpansionError(
                     "unexpected end of statement while looking for matching double-quote"
