@@ -43,6 +43,7 @@ from kiln.dockerfile import check_from_lines, global_args, parse
 from kiln.dockerfile.convert import KEYWORDS, RUN_FLAGS
 from kiln.dockerfile.convert_files import ADD_FLAGS, COPY_FLAGS
 from kiln.dockerfile.convert_health import HEALTHCHECK_FLAGS
+from kiln.dockerfile.flags import FlagKind
 from kiln.errors import DockerfileError
 from kiln.image import ImageConfig
 from tests.support.tools import run_kiln
@@ -143,6 +144,9 @@ def words(draw: st.DrawFn, depth: int = 0) -> str:
     if kind <= 2:
         return draw(PLAIN)
     if kind == 3:
+        if draw(st.integers(0, 9)) == 0:  # nested far past MAX_NESTING, maybe unbalanced
+            opened, closed = draw(st.integers(1, 600)), draw(st.integers(0, 600))
+            return "${a:-" * opened + draw(PLAIN) + "}" * closed
         return draw(SPECIALS)
     if kind == 4:
         return "$" + draw(NAMES)
@@ -158,34 +162,51 @@ def words(draw: st.DrawFn, depth: int = 0) -> str:
     return draw(words(depth + 1)) + draw(words(depth + 1))
 
 
-ALL_FLAGS = sorted(
-    {*RUN_FLAGS, *COPY_FLAGS, *ADD_FLAGS, *HEALTHCHECK_FLAGS, "platform", "bogus", ""}
-)
+FLAG_SPECS = {
+    "RUN": RUN_FLAGS,
+    "COPY": COPY_FLAGS,
+    "ADD": ADD_FLAGS,
+    "HEALTHCHECK": HEALTHCHECK_FLAGS,
+    "FROM": {"platform": FlagKind.STRING},
+}
+ALL_FLAGS = sorted({name for spec in FLAG_SPECS.values() for name in spec} | {"bogus", ""})
+
+
+def one_in(draw: st.DrawFn, n: int) -> bool:
+    """True about once in ``n`` draws (hypothesis's own integers favour the boundaries)."""
+    return draw(st.randoms(use_true_random=True)).random() < 1 / n
 
 
 @st.composite
-def flags(draw: st.DrawFn) -> str:
+def flags(draw: st.DrawFn, keyword: str = "") -> str:
+    spec = FLAG_SPECS.get(keyword.split()[-1].upper() if keyword else "", {})
     out = []
-    for _ in range(draw(st.integers(0, 3))):
-        name = draw(st.sampled_from(ALL_FLAGS))
-        value = draw(
-            st.one_of(
-                st.none(),
-                st.sampled_from(["true", "false", "default", "none", "type=cache,target=/c"]),
-                st.sampled_from(["5s", "1m30s", "3", "-1", "1:2", "0755", "u=rwX", "sha256:0"]),
-                words(),
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
+        if spec and not one_in(draw, 8):
+            name = draw(st.sampled_from(sorted(spec)))
+        else:
+            name = draw(st.sampled_from(ALL_FLAGS))
+        if spec.get(name) is FlagKind.BOOL and not one_in(draw, 4):
+            value = draw(st.sampled_from([None, "true", "false"]))
+        else:
+            value = draw(
+                st.one_of(
+                    st.sampled_from(["true", "default", "none", "type=cache,target=/c"]),
+                    st.sampled_from(["5s", "1m30s", "3", "-1", "1:2", "0755", "u=rwX", "sha256:0"]),
+                    st.none(),
+                    words(),
+                )
             )
-        )
         out.append(f"--{name}" if value is None else f"--{name}={value}")
     return " ".join(out)
 
 
 @st.composite
 def arguments(draw: st.DrawFn) -> str:
-    if draw(st.integers(0, 5)) == 0:  # exec form, valid or not
+    if one_in(draw, 6):  # exec form, valid or not
         items = draw(st.lists(words(), max_size=3))
         return "[" + ", ".join(f'"{i}"' for i in items) + draw(st.sampled_from(["]", "", ", 1]"]))
-    return " ".join(draw(st.lists(words(), min_size=0, max_size=5)))
+    return " ".join(draw(st.lists(words(), min_size=1 if not one_in(draw, 10) else 0, max_size=5)))
 
 
 KEYWORD_CHOICES = [*sorted(KEYWORDS), "from", "Run", "ONBUILD RUN", "ONBUILD ONBUILD", "FROB"]
@@ -194,40 +215,50 @@ KEYWORD_CHOICES = [*sorted(KEYWORDS), "from", "Run", "ONBUILD RUN", "ONBUILD ONB
 @st.composite
 def instruction(draw: st.DrawFn) -> str:
     keyword = draw(st.sampled_from(KEYWORD_CHOICES))
-    line = f"{keyword} {draw(flags())} {draw(arguments())}"
+    if keyword.upper() == "FROM":
+        return draw(from_line())
+    line = f"{keyword} {draw(flags(keyword))} {draw(arguments())}"
     if keyword.endswith(("RUN", "COPY", "ADD")) and draw(st.booleans()):
         name = draw(st.sampled_from(["EOF", "E", "'EOF'", '"E"', "END"]))
         marker = draw(st.sampled_from(["<<", "<<-", "3<<"])) + name
         body = "\n".join(draw(st.lists(words(), max_size=3)))
         end = name.strip("'\"") if draw(st.integers(0, 5)) else "NOPE"
         line = f"{line} {marker}\n{body}\n{end}"
-    if draw(st.integers(0, 4)) == 0:  # continue the line, maybe over comments and blanks
+    if one_in(draw, 5):  # continue the line, maybe over comments and blanks
         pieces = draw(st.lists(st.sampled_from(["# c", "", "  more", "x \\"]), max_size=3))
         line = line + " \\\n" + "\n".join(pieces)
     return line
 
 
 @st.composite
+def from_line(draw: st.DrawFn) -> str:
+    images = ["scratch", "busybox", "$IMG", "${IMG:-alpine}", "img:${V}", "0", "s1"]
+    image = draw(words()) if one_in(draw, 6) else draw(st.sampled_from(images))
+    name = draw(st.sampled_from(["", "", "AS s1", "as S", "AS s2"]))
+    if one_in(draw, 10):
+        name = draw(st.sampled_from(["AS", "AS s1 x", "AS 1x"]))
+    platform = "" if not one_in(draw, 4) else "--platform=" + draw(words())
+    return f"FROM {platform} {image} {name}"
+
+
+@st.composite
 def dockerfiles(draw: st.DrawFn) -> bytes:
-    head = draw(
-        st.lists(
-            st.sampled_from(
-                ["# escape=`", "# escape=\\", "# syntax=x", "# check=skip=all", "# escape=?"]
-            ),
-            max_size=2,
-        )
-    )
-    body = [f"ARG {draw(words())}={draw(words())}" for _ in range(draw(st.integers(0, 2)))]
-    body.append(
-        f"FROM {draw(flags())} {draw(words())} {draw(st.sampled_from(['', 'AS s1', 'as S', 'AS']))}"
-    )
+    directives = ["# escape=`", "# syntax=x", "# check=skip=all", "# escape=\\"]
+    head = [d for d in directives[: draw(st.sampled_from([0, 0, 1, 2, 3]))] if not one_in(draw, 2)]
+    if one_in(draw, 20):
+        head.append(draw(st.sampled_from(["# escape=?", "# escape=`", "# syntax=y"])))
+    body = []
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        name = draw(words()) if one_in(draw, 6) else draw(st.sampled_from(["A", "IMG", "V"]))
+        body.append(f"ARG {name}={draw(words())}")
+    body.append(draw(from_line()))
     body += draw(st.lists(instruction(), max_size=8))
     newline = draw(st.sampled_from(["\n", "\r\n"]))
     text = newline.join([*head, *body]) + draw(st.sampled_from(["", "\n", "\\", "`"]))
     if draw(st.booleans()):
         text = "\ufeff" + text
     data = text.encode("utf-8", "surrogatepass")
-    if draw(st.integers(0, 4)) == 0:  # an invalid byte somewhere
+    if one_in(draw, 10):  # an invalid byte somewhere
         at = draw(st.integers(0, len(data)))
         bad = draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80", b"\xf4\x90"]))
         data = data[:at] + bad + data[at:]
