@@ -6,6 +6,7 @@ No containers and no files: instructions are parsed from text and dispatched one
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -204,3 +205,38 @@ def test_platform_args_and_env_build_args() -> None:
 def test_unknown_variable_in_required_expansion_names_the_line() -> None:
     with pytest.raises(DockerfileError, match="Dockerfile:3"):
         run_lines("ENV A=1\nENV B=${MISSING:?must be set}")
+
+
+ARG_NAME_CASES: list[tuple[str, dict[str, str | None], str, str]] = [
+    # (body, --build-arg, name RUN sees, value): the name is expanded before it is declared.
+    ("ENV src=file3\nARG ${src}=x\nRUN x", {}, "file3", "x"),
+    ("ENV src=file3\nARG ${src}=x\nRUN x", {"file3": "given"}, "file3", "given"),
+    ("ARG p=pre\nARG ${p}_v=1\nRUN x", {}, "pre_v", "1"),
+    ("ENV n=late\nARG $n\nRUN x", {"late": "on"}, "late", "on"),  # declared, value from build
+    ("ARG a=one ${a}_b=two\nRUN x", {}, "one_b", "two"),  # an earlier name of the same line
+]
+
+
+@pytest.mark.parametrize(("body", "given", "name", "value"), ARG_NAME_CASES)
+def test_arg_names_are_expanded(
+    body: str, given: dict[str, str | None], name: str, value: str
+) -> None:
+    state, results, used = run_lines(body, given)
+    assert state.args[name] == value
+    effect = results[-1].effect
+    assert isinstance(effect, RunEffect) and f"{name}={value}" in effect.env
+    assert "${" not in " ".join(state.args)  # nothing declared under its written name
+    assert used == set(given)  # a build arg matching the expanded name counts as used
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("ARG ${unset}=x", "Dockerfile:2: ARG name '${unset}' expands to an empty string"),
+        ("ENV kv=a=b\nARG $kv", "Dockerfile:3: ARG name '$kv' expands to 'a=b'"),
+        ("ARG ${x:?unnamed}=1", "Dockerfile:2: failed to process '${x:?unnamed}': x: unnamed"),
+    ],
+)
+def test_arg_name_that_expands_to_no_name_is_a_located_error(body: str, message: str) -> None:
+    with pytest.raises(DockerfileError, match=re.escape(message)):
+        run_lines(body)

@@ -85,3 +85,27 @@ def test_hash_of_frozen_values_follows_equality() -> None:
 
     assert hash(Point(1, 2)) == hash(Point(1, 2))
     assert len({Point(1), Point(1, 0), Point(2)}) == 2
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+@pytest.mark.parametrize("kw_only", [True, False])
+def test_compiled_init_after_bulk_use_behaves_the_same(frozen: bool, kw_only: bool) -> None:
+    from kiln.dockerfile import _record
+
+    real, ours = _pair(frozen, kw_only)
+    generic = ours.__init__
+    made = [ours(a=i) for i in range(_record._COMPILE_AFTER + 1)]
+    assert ours.__init__ is not generic  # bulk use compiled a specialised __init__
+    assert [m.a for m in made] == list(range(_record._COMPILE_AFTER + 1))
+    first, second = ours(a=1), ours(a=1)
+    assert first == second and first.c is not second.c  # a fresh default_factory value
+    assert repr(ours(a=2, b="y", c={"k": "v"})) == repr(real(a=2, b="y", c={"k": "v"}))
+    if not kw_only:
+        assert ours(3, "z") == ours(a=3, b="z")
+    with pytest.raises(TypeError):
+        ours()  # a required field is still required
+    with pytest.raises(TypeError):
+        ours(a=1, nope=2)
+    if frozen:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            first.a = 5

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kiln.build.base_image import fetch_base_image
 from kiln.build.cancel import Cancellation
-from kiln.build.dispatch import DispatchContext, dispatch
+from kiln.build.dispatch import DispatchContext, dispatch, refuse_unsupported
 from kiln.build.executor import StageExecutor
 from kiln.build.inplace_filesystems import InplaceFilesystems
 from kiln.build.isolation import ChosenOnFirstRun, inplace_reason, select_runner
@@ -39,7 +39,15 @@ from kiln.build.stage_scheduler import default_jobs, run_stages
 from kiln.build.state import LayerRef, StageState
 from kiln.build.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context, within_context
-from kiln.dockerfile import Dockerfile, Instruction, Stage, expand_word, parse
+from kiln.dockerfile import (
+    Dockerfile,
+    Instruction,
+    Stage,
+    check_from_lines,
+    expand_word,
+    global_args,
+    parse,
+)
 from kiln.errors import (
     ContextError,
     DockerfileError,
@@ -173,6 +181,10 @@ class Builder:
         report_dockerfile(dockerfile)
         meta_env = self._meta_args(dockerfile)
         target = target_stage(dockerfile, self.options.target)
+        order = build_order(dockerfile, target, meta_env)
+        for stage in order:  # what kiln cannot honour is refused before anything runs
+            for instruction in stage.instructions:
+                refuse_unsupported(instruction, dockerfile.filename)
         self.uploads.watch(from_chain(dockerfile, target, meta_env))
         self.target_index = target.index
 
@@ -183,7 +195,7 @@ class Builder:
             return result
 
         run_stages(
-            build_order(dockerfile, target, meta_env),
+            order,
             lambda stage: stage_dependencies(dockerfile, stage, meta_env),
             build_one,
             1 if self.inplace else (self.options.jobs or default_jobs()),  # one `/` at a time
@@ -204,31 +216,24 @@ class Builder:
     def _read_dockerfile(self, context: BuildContext) -> Dockerfile:
         """Parse the Dockerfile the context located, or the one on stdin (``-f -``)."""
         if self.options.dockerfile == "-":
-            return parse(sys.stdin.read(), "Dockerfile (stdin)")
+            return parse(sys.stdin.buffer.read(), "Dockerfile (stdin)")
         path = context.dockerfile or context.root / "Dockerfile"
         real = within_context(context.root, path)  # a symlink in the context stays inside it
         if not real.is_file():
             hint = _INSIDE_HINT if real != path else None
             raise ContextError(f"Dockerfile {path} does not exist", hint=hint)
-        return parse(real.read_text(encoding="utf-8"), str(path))
+        return parse(real.read_bytes(), str(path))
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
-        env = platform_args(_platform(self.options))
-        for instruction in dockerfile.meta_args:
-            for name, default in instruction.args:
-                given = self.build_args.get(name)
-                if name in self.build_args:
-                    self.used_build_args.add(name)
-                if given is not None:
-                    env[name] = given
-                elif default is not None:
-                    env[name] = expand_word(default, env)
+        predefined = platform_args(_platform(self.options))
+        env = global_args(dockerfile, predefined, self.build_args, self.used_build_args)
+        check_from_lines(dockerfile, env)  # every FROM expands, or a located error now
         return env
 
     def _base(
         self, dockerfile: Dockerfile, stage: Stage, meta_env: Mapping[str, str]
     ) -> StageState:
-        image = expand_word(stage.from_.image, meta_env)
+        image = expand_word(stage.from_.image, meta_env, dockerfile.escape)
         base_stage = find_stage(dockerfile.stages, image, before=stage.index)
         if base_stage is not None and not image.isdigit():
             previous = self.results[base_stage.index].state
@@ -236,7 +241,7 @@ class Builder:
             return StageState(config=previous.config, layers=previous.layers)
         if image.lower() == "scratch":
             return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
-        wanted = expand_word(stage.from_.platform or "", meta_env) or None
+        wanted = expand_word(stage.from_.platform or "", meta_env, dockerfile.escape) or None
         store = self.workspace.store
         with resource_errors(f"the blobs of {image}", store.root, self._store_option):
             config, layers = fetch_base_image(
@@ -261,7 +266,7 @@ class Builder:
         context: BuildContext,
     ) -> StageResult:
         label = stage.name or str(stage.index)
-        base_name = expand_word(stage.from_.image, meta_env)
+        base_name = expand_word(stage.from_.image, meta_env, dockerfile.escape)
         log.info("[stage %s] FROM %s", label, base_name)
         self.cancellation.activity = f"[stage {label}] FROM {base_name}"
         try:

@@ -19,4 +19,4 @@ def describe_dockerfile(path: Path) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as exc:
         raise ContextError(f"cannot read Dockerfile {path}: {exc.strerror}") from exc
-    return parse(data.decode("utf-8"), str(path)).to_dict()
+    return parse(data, str(path)).to_dict()

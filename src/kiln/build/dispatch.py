@@ -75,8 +75,39 @@ class Dispatched:
 Handler = Callable[[StageState, Instruction, DispatchContext], Dispatched]
 
 
+def refuse_unsupported(instruction: Instruction, filename: str) -> None:
+    """Refuse, with ``file:LINE``, a parsed option that kiln does not honour (yet).
+
+    The parser accepts every flag Docker accepts; whatever dispatch and the executor do not
+    act on is refused here rather than ignored (`RUN --mount=type=cache` must not leave the
+    cache in the image, `RUN --network=none` must not reach the network). The builder calls
+    this for every instruction of the stages it will build before it starts, so a refusal
+    costs no build time; ``dispatch`` calls it again for ONBUILD triggers.
+    """
+    problem = _unsupported(instruction)
+    if problem is not None:
+        raise DockerfileError(problem, file=filename, line=instruction.line)
+
+
+def _unsupported(ins: Instruction) -> str | None:
+    if isinstance(ins, RunInstruction):
+        if ins.mounts:
+            return f"RUN --mount={ins.mounts[0]} is not supported by kiln yet"
+        if ins.network is not None and ins.network != "default":
+            return (
+                f"RUN --network={ins.network} is not supported by kiln yet "
+                "(only --network=default, what every RUN gets)"
+            )
+        if ins.security is not None:
+            return f"RUN --security={ins.security} is not supported by kiln yet"
+    if isinstance(ins, AddInstruction) and ins.keep_git_dir:
+        return "ADD --keep-git-dir is not supported: kiln does not fetch git sources with ADD"
+    return None
+
+
 def dispatch(state: StageState, instruction: Instruction, ctx: DispatchContext) -> Dispatched:
     """Apply one instruction to the stage state; raise DockerfileError with file:line on misuse."""
+    refuse_unsupported(instruction, ctx.filename)
     handler = _HANDLERS.get(type(instruction))
     if handler is None:
         raise DockerfileError(
@@ -114,7 +145,11 @@ def _env(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
 def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
     assert isinstance(ins, ArgInstruction)
     args = dict(state.args)
-    for name, default in ins.args:
+    for written, default in ins.args:
+        # The name is a word too (`ENV src=file3` then `ARG ${src}=x` declares `file3`), as in
+        # BuildKit up to dockerfile 1.7; the default is expanded only when it is used.
+        name = expand_word(written, state.expansion_env() | args, ctx.escape)
+        _check_arg_name(name, written, ctx, ins.line)
         given = ctx.build_args.get(name)
         if name in ctx.build_args:
             ctx.used_build_args.add(name)
@@ -127,6 +162,17 @@ def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
         else:
             args.pop(name, None)
     return Dispatched(state=replace(state, args=args), effect=None, history=None)
+
+
+def _check_arg_name(name: str, written: str, ctx: DispatchContext, line: int) -> None:
+    """An expanded ARG name must still be a name: not empty, no ``=`` (it would forge pairs)."""
+    if not name or "=" in name:
+        shown = "an empty string" if not name else repr(name)
+        raise DockerfileError(
+            f"ARG name {written!r} expands to {shown}, which is not a valid name",
+            file=ctx.filename,
+            line=line,
+        )
 
 
 def _label(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:

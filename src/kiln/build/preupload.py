@@ -53,7 +53,7 @@ def from_chain(
     chain = {target.index}
     stage: Stage | None = target
     while stage is not None:
-        image = expand_word(stage.from_.image, meta_env)
+        image = expand_word(stage.from_.image, meta_env, dockerfile.escape)
         stage = None if image.isdigit() else find_stage(dockerfile.stages, image, stage.index)
         if stage is not None:
             chain.add(stage.index)

@@ -52,7 +52,9 @@ def stage_dependencies(
     """The earlier stages that `stage` reads from directly."""
     deps: list[Stage] = []
     base = find_stage(
-        dockerfile.stages, expand_word(stage.from_.image, meta_env), before=stage.index
+        dockerfile.stages,
+        expand_word(stage.from_.image, meta_env, dockerfile.escape),
+        before=stage.index,
     )
     instructions = stage.instructions
     if base is not None:

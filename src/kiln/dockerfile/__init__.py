@@ -9,6 +9,7 @@ docs/internals.md for the contract.
 
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.document import Dockerfile, Stage, parse
+from kiln.dockerfile.global_scope import check_from_lines, global_args
 from kiln.dockerfile.heredoc import Heredoc
 from kiln.dockerfile.instructions import (
     AddInstruction,
@@ -32,7 +33,13 @@ from kiln.dockerfile.instructions import (
     WorkdirInstruction,
 )
 from kiln.dockerfile.jsonform import instruction_to_dict
-from kiln.dockerfile.lexer import ExpansionError, ShellLexer, expand_word, expand_words
+from kiln.dockerfile.lexer import (
+    MAX_NESTING,
+    ExpansionError,
+    ShellLexer,
+    expand_word,
+    expand_words,
+)
 from kiln.dockerfile.run_heredoc import HeredocRun, heredoc_run
 
 # ``Warning`` is the short name used in the design notes; ``DockerfileWarning`` avoids shadowing
@@ -40,6 +47,7 @@ from kiln.dockerfile.run_heredoc import HeredocRun, heredoc_run
 Warning = DockerfileWarning
 
 __all__ = [
+    "MAX_NESTING",
     "AddInstruction",
     "ArgInstruction",
     "CmdInstruction",
@@ -66,8 +74,10 @@ __all__ = [
     "UserInstruction",
     "VolumeInstruction",
     "WorkdirInstruction",
+    "check_from_lines",
     "expand_word",
     "expand_words",
+    "global_args",
     "heredoc_run",
     "instruction_to_dict",
     "parse",

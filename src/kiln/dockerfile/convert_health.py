@@ -78,7 +78,11 @@ def convert_healthcheck(ctx: ConvertContext) -> HealthcheckInstruction:
     if kind == "NONE":
         if rest:
             raise InstructionError("HEALTHCHECK NONE takes no arguments")
-        # Docker never checks flags on NONE; they stay in raw_flags and have no effect.
+        if ctx.node.flags:
+            # BuildKit never reads flags on NONE; kiln refuses them rather than ignore them.
+            raise InstructionError(
+                f"HEALTHCHECK NONE takes no flags ({ctx.node.flags[0]} would have no effect)"
+            )
         return HealthcheckInstruction(**ctx.common(ParsedFlags()), test=None)
     flags = ctx.flags(HEALTHCHECK_FLAGS)
     return HealthcheckInstruction(

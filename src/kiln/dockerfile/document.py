@@ -7,6 +7,7 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 from kiln.dockerfile.convert import UnknownInstructionError, convert
@@ -14,6 +15,7 @@ from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
 from kiln.dockerfile.jsonform import instruction_to_dict
+from kiln.dockerfile.source import decode_dockerfile
 from kiln.dockerfile.syntax import parse_syntax
 from kiln.errors import DockerfileError
 
@@ -84,13 +86,15 @@ class _StageBuilder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.meta_args: list[ArgInstruction] = []
-        self.stages: list[Stage] = []
+        # Each stage's FROM and its instructions so far; the frozen Stages are made once at
+        # the end (re-making a Stage per instruction made parsing quadratic).
+        self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
         if isinstance(instruction, FromInstruction):
             self.open_stage(instruction)
-        elif not self.stages:
+        elif not self.opened:
             if not isinstance(instruction, ArgInstruction):
                 raise DockerfileError(
                     f"{instruction.keyword} before the first FROM: "
@@ -101,10 +105,7 @@ class _StageBuilder:
                 )
             self.meta_args.append(instruction)
         else:
-            last = self.stages[-1]
-            self.stages[-1] = Stage(
-                last.name, last.index, last.from_, (*last.instructions, instruction)
-            )
+            self.opened[-1][1].append(instruction)
 
     def open_stage(self, instruction: FromInstruction) -> None:
         if instruction.name is not None:
@@ -115,11 +116,37 @@ class _StageBuilder:
                     line=instruction.line,
                 )
             self.names.add(instruction.name)
-        self.stages.append(Stage(instruction.name, len(self.stages), instruction, ()))
+        self.opened.append((instruction, []))
+
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(
+            Stage(from_.name, index, from_, tuple(instructions))
+            for index, (from_, instructions) in enumerate(self.opened)
+        )
 
 
-def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
-    """Parse Dockerfile ``text``; raise ``DockerfileError`` (with file and line) when invalid."""
+def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
+    """Parse Dockerfile ``text``; raise ``DockerfileError`` (with file and line) when invalid.
+
+    ``bytes`` are decoded as UTF-8 first (``source.decode_dockerfile``: invalid bytes are a
+    located error); pass the file's bytes rather than decoding them yourself.
+
+    The cycle collector is paused meanwhile: parsing allocates a few objects per line and
+    makes no reference cycles, and on a large file the collector's passes over the growing
+    node list cost about as much as the parsing itself.
+    """
+    if isinstance(text, bytes):
+        text = decode_dockerfile(text, filename)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, filename)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, filename: str) -> Dockerfile:
     tree = parse_syntax(text, filename)
     warnings = list(tree.warnings)
     builder = _StageBuilder(filename)
@@ -134,7 +161,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
             raise DockerfileError(str(exc), file=filename, line=node.line) from None
         warnings.extend(ctx.warnings)
         builder.add(instruction)
-    if not builder.stages:
+    if not builder.opened:
         what = "the file has no instructions" if not tree.nodes else "there is no FROM"
         raise DockerfileError(
             f"no build stage in Dockerfile: {what}",
@@ -146,7 +173,7 @@ def parse(text: str, filename: str = "Dockerfile") -> Dockerfile:
         filename=filename,
         directives=dict(tree.directives),
         meta_args=tuple(builder.meta_args),
-        stages=tuple(builder.stages),
+        stages=builder.stages(),
         warnings=tuple(sorted(warnings, key=lambda w: w.line)),
         escape=tree.escape,
     )

@@ -17,6 +17,7 @@ Semantics, as in Docker:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -27,10 +28,15 @@ if TYPE_CHECKING:
 else:
     from kiln.dockerfile._record import record
 
-__all__ = ["ExpansionError", "ShellLexer", "expand_word", "expand_words"]
+__all__ = ["MAX_NESTING", "ExpansionError", "ShellLexer", "expand_word", "expand_words"]
 
 _EOF = ""
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+#: How deep ``${a:-${b:-...}}`` may nest. The lexer recurses once per level (as BuildKit's
+#: does); a bound turns a pathological word into an ExpansionError instead of a
+#: RecursionError. Real Dockerfiles nest two or three levels.
+MAX_NESTING = 64
+_SHOWN = 200  # characters of a failing word quoted in its error message
 
 
 class ExpansionError(ValueError):
@@ -38,36 +44,67 @@ class ExpansionError(ValueError):
 
 
 class _Words:
-    """Collects the words of ``expand_words``: unquoted whitespace splits, quoted text does not."""
+    """Collects the words of ``expand_words``: unquoted whitespace splits, quoted text does not.
+
+    The current word is a list of non-empty pieces joined when it ends (appending to a string
+    attribute copies it every time, which made long words quadratic).
+    """
 
     def __init__(self) -> None:
-        self.word = ""
+        self.parts: list[str] = []
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():
-            if self.in_word and self.word:
-                self.words.append(self.word)
-                self.word = ""
+            if self.in_word and self.parts:
+                self.words.append("".join(self.parts))
+                self.parts = []
                 self.in_word = False
         else:
             self.add_raw(ch)
 
     def add_raw(self, text: str) -> None:
-        self.word += text
+        if text:
+            self.parts.append(text)
         self.in_word = True
 
     def add_string(self, text: str) -> None:
-        for ch in text:
-            self.add_char(ch)
+        for piece in _SPACE_RUNS.split(text):
+            if piece:
+                # One whitespace character ends the word; the rest of its run changes nothing.
+                self.add_char(piece[0]) if piece[0].isspace() else self.add_raw(piece)
 
     def result(self) -> list[str]:
-        if self.word:
-            self.words.append(self.word)
-            self.word = ""
+        if self.parts:
+            self.words.append("".join(self.parts))
+            self.parts = []
             self.in_word = False
         return self.words
+
+
+_SPACE_RUNS = re.compile(r"(\s+)")  # re's \s is exactly str.isspace()
+_PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
+
+
+def _plain_run(escape: str, stop: str) -> re.Pattern[str]:
+    """A run of characters with no meaning to the lexer (taken in one step, not one by one)."""
+    key = (escape, stop)
+    pattern = _PLAIN_RUNS.get(key)
+    if pattern is None:
+        if stop == "\0quoted":  # inside "...": only $, " and the escape mean something
+            special = "".join(re.escape(c) for c in {"$", '"', escape})
+            pattern = re.compile(rf"[^{special}]+")
+        else:
+            special = "".join(re.escape(c) for c in {"$", "'", '"', escape, stop} if c)
+            pattern = re.compile(rf"[^{special}\s]+")
+        _PLAIN_RUNS[key] = pattern
+    return pattern
+
+
+def _quoted_run(escape: str) -> re.Pattern[str]:
+    """A run of characters inside double quotes that are kept as they are."""
+    return _plain_run(escape, "\0quoted")
 
 
 class _ShellWord:
@@ -81,6 +118,7 @@ class _ShellWord:
         self.raw_quotes = lexer.raw_quotes
         self.raw_escapes = lexer.raw_escapes
         self.skip_unset = lexer.skip_unset
+        self.depth = 0
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else _EOF
@@ -107,8 +145,18 @@ class _ShellWord:
     def _process_stop_on(self, stop: str) -> tuple[str, list[str]]:
         result: list[str] = []
         words = _Words()
+        plain = _plain_run(self.escape, stop)
+        special = {"$", "'", '"', self.escape, stop}
         while self.peek() != _EOF:
             ch = self.peek()
+            if ch not in special and not ch.isspace():
+                run = plain.match(self.text, self.pos)
+                assert run is not None  # ch itself is plain
+                chunk = run.group()
+                self.pos = run.end()
+                words.add_raw(chunk)
+                result.append(chunk)
+                continue
             if stop and ch == stop:
                 self.next()
                 return "".join(result), words.result()
@@ -138,25 +186,30 @@ class _ShellWord:
         return "".join(result), words.result()
 
     def single_quote(self) -> str:
-        opening = self.next()
-        result = [opening] if self.raw_quotes else []
-        while True:
-            ch = self.next()
-            if ch == _EOF:
-                raise ExpansionError(
-                    "unexpected end of statement while looking for matching single-quote"
-                )
-            if ch == "'":
-                if self.raw_quotes:
-                    result.append(ch)
-                return "".join(result)
-            result.append(ch)
+        self.next()  # the opening quote
+        end = self.text.find("'", self.pos)
+        if end < 0:
+            self.pos = len(self.text)
+            raise ExpansionError(
+                "unexpected end of statement while looking for matching single-quote"
+            )
+        content = self.text[self.pos : end]
+        self.pos = end + 1
+        return f"'{content}'" if self.raw_quotes else content
 
     def double_quote(self) -> str:
         opening = self.next()
         result = [opening] if self.raw_quotes else []
+        plain = _quoted_run(self.escape)
+        special = {"$", '"', self.escape, _EOF}
         while True:
             ch = self.peek()
+            if ch not in special:
+                run = plain.match(self.text, self.pos)
+                assert run is not None  # ch itself is plain
+                result.append(run.group())
+                self.pos = run.end()
+                continue
             if ch == _EOF:
                 raise ExpansionError(
                     "unexpected end of statement while looking for matching double-quote"
@@ -206,6 +259,16 @@ class _ShellWord:
                 return "$" + name
             return value
         self.next()  # the "{"
+        if self.depth >= MAX_NESTING:
+            raise ExpansionError(f"substitutions nested more than {MAX_NESTING} levels deep")
+        self.depth += 1
+        try:
+            return self._braced()
+        finally:
+            self.depth -= 1
+
+    def _braced(self) -> str:
+        """The rest of ``${...}`` after the brace."""
         if self.peek() == _EOF:
             raise ExpansionError("syntax error: missing '}'")
         if self.peek() in "{}:":
@@ -308,7 +371,8 @@ class ShellLexer:
         try:
             return state.process_stop_on(_EOF, self.raw_escapes)
         except ExpansionError as exc:
-            raise ExpansionError(f"failed to process {word!r}: {exc}") from None
+            shown = word if len(word) <= _SHOWN else word[:_SHOWN] + "..."
+            raise ExpansionError(f"failed to process {shown!r}: {exc}") from None
 
 
 def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:

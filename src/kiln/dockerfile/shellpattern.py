@@ -28,7 +28,8 @@ def _to_regex(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(star)
+            if not (out and out[-1] == star):  # `**` is `*`; repeats only add backtracking
+                out.append(star)
         elif ch == "?":
             out.append(".")
         elif ch == "\\":

@@ -120,8 +120,9 @@ class _Parser:
 
     def trim_continuation(self, line: str) -> tuple[str, bool]:
         """Remove a trailing escape character; return the text and whether the line ends here."""
-        if self.continuation.search(line):
-            return self.continuation.sub("", line), False
+        found = self.continuation.search(line)
+        if found is not None:
+            return line[: found.start()], False
         return line, True
 
     def run(self) -> SyntaxTree:
@@ -139,14 +140,19 @@ class _Parser:
         content = _trim_newline(raw)
         if _is_comment(content):
             comment = content.lstrip()[1:].strip()
-            self.comments = [*self.comments, comment] if comment else []
+            if comment:
+                self.comments.append(comment)
+            else:
+                self.comments = []
         stripped = content.lstrip()
-        self.feed_directive(stripped)
+        if not self.directives.done:
+            self.feed_directive(stripped)
         start = self.reader.taken
         logical, ended = self.trim_continuation("" if stripped.startswith("#") else stripped)
         if ended and logical == "":
             return
         source = [raw]
+        parts = [logical]  # joined once: `logical += part` per line made this quadratic
         empty_continuation = False
         while not ended:
             try:
@@ -161,7 +167,8 @@ class _Parser:
                 empty_continuation = True
                 continue
             part, ended = self.trim_continuation(content)
-            logical += part
+            parts.append(part)
+        logical = "".join(parts)
         if empty_continuation:
             self.warnings.append(
                 DockerfileWarning(
@@ -188,7 +195,7 @@ class _Parser:
     def read_heredocs(
         self, keyword: str, rest: str, logical: str, start: int, source: list[str]
     ) -> tuple[Heredoc, ...]:
-        if not _can_contain_heredoc(keyword, rest) or "<<" not in logical:
+        if "<<" not in logical or not _can_contain_heredoc(keyword, rest):
             return ()
         return tuple(self.read_body(m, start, source) for m in markers_in_line(logical))
 
