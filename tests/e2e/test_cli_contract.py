@@ -181,3 +181,18 @@ def test_saved_outputs_hold_the_printed_digest(
         pushed = run_kiln("push", str(source), "-d", again, "--insecure-registry", registry.host)
         assert pushed.returncode == 0, pushed.stderr
         assert pushed.stdout.strip() == digest == raw_digest(again)
+
+
+def test_relative_work_and_cache_dirs(tmp_path: Path) -> None:
+    # A relative --work-dir once ended in a ValueError traceback: the COPY's paths were resolved
+    # but the rootfs path was not, so one was not "in the subpath" of the other.
+    context = write_context(tmp_path / "ctx", "FROM scratch\nCOPY Dockerfile /d\n")
+    result = run_kiln(
+        "build", "--no-push", "--work-dir", "work", "--cache-dir", "cache", "--tar-path",
+        "out.tar", str(context), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "out.tar").is_file()
+    assert list((tmp_path / "work").iterdir()) == []  # the workspace was removed
+    assert any((tmp_path / "cache").rglob("sha256"))  # the cache dir was used where named

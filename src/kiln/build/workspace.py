@@ -58,7 +58,10 @@ class Workspace:
     """Temporary directories for one build, and the (possibly persistent) blob store."""
 
     def __init__(self, work_dir: Path | None, cache_dir: Path | None) -> None:
-        parent = work_dir or default_parent()
+        # Absolute from here on: layer paths are computed relative to the rootfs, and a relative
+        # --work-dir ("disk") would not compare equal to the resolved paths below it.
+        parent = (work_dir or default_parent()).absolute()
+        cache_dir = cache_dir.absolute() if cache_dir is not None else None
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.root = Path(tempfile.mkdtemp(prefix="kiln-", dir=parent))
