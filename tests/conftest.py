@@ -18,6 +18,8 @@ from tests.support.local_dns import LocalDNS, NxdomainResponder
 from tests.support.registry_server import RegistryServer
 from tests.support.source_servers import GitFixture, serve_git_sources
 
+pytest_plugins = ["tests.support.executor_fixtures"]
+
 # ---------------------------------------------------------------------------------------------
 # Registry fixtures (owner: registry). Real `docker-registry` processes, one per session.
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""Fixtures for the pod scenario: kiln's executor image, built once per session by kiln itself.
+"""Fixtures for the pod scenario and the hostile-image suite: kiln's executor image, built once
+per session by kiln itself (registered for the whole suite in tests/conftest.py).
 
-Why once: staging the self-contained /kiln runtime, building it with `kiln build` and pulling it
-into podman is the expensive part of these tests (tens of seconds); every pod test reuses it.
+Why here rather than in a conftest: every test directory that runs the image (tests/pod,
+tests/hostile) must share one session fixture; a fixture re-imported into a second conftest is a
+second fixture, built a second time. Why once: staging the self-contained /kiln runtime, building
+it with `kiln build` and pulling it into podman is the expensive part of these tests (tens of
+seconds); every pod test reuses it.
 """
 
 from __future__ import annotations
