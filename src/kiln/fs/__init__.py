@@ -8,7 +8,7 @@ deterministic headers). It knows nothing about registries or Dockerfiles and imp
 
 from .accounts import lookup_chown, lookup_user
 from .blobstore import BlobStore, BlobWriter
-from .layerstore import LayerStore
+from .layerstore import LayerStore, chain_id
 from .layerstream import open_layer
 from .layerwriter import (
     COMPRESSIONS,
@@ -41,6 +41,7 @@ __all__ = [
     "WalkSnapshotter",
     "WalkStage",
     "apply_layer",
+    "chain_id",
     "compression_threads",
     "lookup_chown",
     "lookup_user",
