@@ -6,12 +6,11 @@ user asked for), also when it fails. The workspace is a context manager that rem
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from kiln.fs import BlobStore
+from kiln.fs import BlobStore, remove_tree
 
 
 class Workspace:
@@ -38,7 +37,7 @@ class Workspace:
     def remove_rootfs(self) -> None:
         """Delete the stages' directories now (they must be unmounted); the rest goes at exit."""
         for path in self._rootfs:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path, ignore_errors=True)  # a COPY may have made it 1,000 deep
 
     def __enter__(self) -> Workspace:
         return self
@@ -49,4 +48,4 @@ class Workspace:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root, ignore_errors=True)

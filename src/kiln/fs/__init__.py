@@ -23,6 +23,7 @@ from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
 from .streams import GrowingFile, compression_threads
+from .trees import remove_tree
 from .unpack import apply_layer
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "open_layer",
     "overlay_changes",
     "overlay_problem",
+    "remove_tree",
     "secure_join",
     "write_layer",
     "write_layer_from_paths",

@@ -34,7 +34,6 @@ import hashlib
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tempfile
 import threading
@@ -48,6 +47,7 @@ from .names import clean_name
 from .overlay import TRUSTED_PREFIX, OverlayRootfs
 from .securejoin import secure_join_str
 from .tarreader import TarEntry
+from .trees import remove_tree
 from .unpack import _Unpacker, apply_layer
 
 _DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
@@ -109,7 +109,7 @@ class LayerStore:
                 _publish(temp, final)
             finally:
                 if temp.exists():
-                    shutil.rmtree(temp, ignore_errors=True)
+                    remove_tree(temp, ignore_errors=True)
         return final
 
     def alone(self, diff_id: str) -> bool:
@@ -155,7 +155,7 @@ class LayerStore:
                 _check(checked.digest, diff_id)
                 _publish(overlay.upper, final)
             finally:
-                shutil.rmtree(temp, ignore_errors=True)
+                remove_tree(temp, ignore_errors=True)
         return final
 
     def _lock_for(self, diff_id: str) -> threading.Lock:
