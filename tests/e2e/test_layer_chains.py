@@ -89,8 +89,7 @@ def test_identical_layers_in_one_chain(
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f"FROM {base} AS noop\nRUN true\nRUN true\n"
-        "FROM noop\nRUN cat /rep/f /other > /seen\n"
+        f"FROM {base} AS noop\nRUN true\nRUN true\nFROM noop\nRUN cat /rep/f /other > /seen\n"
     )
     tree = _both(registry, context, tmp_path / "out")
     walk_layers = _layers(tmp_path / "out" / "walk" / "oci")
