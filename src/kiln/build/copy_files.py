@@ -14,6 +14,7 @@ later entry of the same COPY that meets a deferred path makes that file real fir
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -30,6 +31,9 @@ from kiln.build.remote_source import download, is_url
 from kiln.context import BuildContext, IgnoreMatcher, SourceMatch, resolve_sources, walk_source
 from kiln.errors import BuildError, DockerfileError
 from kiln.fs import ProtectedPaths, SourceFile, lookup_chown, secure_join
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_DIR_FDS = 64
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class CopyJob:
         self.defer_files = defer_files
         self.deferred: dict[str, SourceFile] = {}  # rootfs-relative path -> its source
         self._parents_touched: set[Path] = set()
-        self._dirs: dict[str, str] = {}  # ensure_dir's answers
+        self._dirs: dict[str, str] = {}  # ensure_dir's answers: absolute -> real directory
+        self._root = os.path.abspath(rootfs)
+        self._fds: dict[str, int] = {}  # real directory -> O_PATH descriptor (a few, LRU)
         self._inodes: dict[tuple[int, int], Path] = {}
         if effect.chown:
             uid, gid = lookup_chown(rootfs, effect.chown)
@@ -105,6 +111,12 @@ class CopyJob:
 
     def copy_from(self, source: BuildContext) -> list[str]:
         """Copy the effect's sources from a context or stage root; return the paths written."""
+        try:
+            return self._copy_from(source)
+        finally:
+            self._close_fds()
+
+    def _copy_from(self, source: BuildContext) -> list[str]:
         effect = self.effect
         urls = [s for s in effect.sources if effect.is_add and is_url(s)]
         patterns = [s for s in effect.sources if s not in urls]
@@ -234,7 +246,10 @@ class CopyJob:
         return self.written
 
     def ensure_dir(self, absolute: str, *, dangling: bool = True) -> str:
-        """Create missing directories along absolute (never following links out of rootfs)."""
+        """Create missing directories along absolute (never following links out of rootfs).
+
+        Returns the directory's real path (rootfs-relative, with a leading ``/``).
+        """
         known = self._dirs.get(absolute)
         if known is not None:
             return known  # a COPY never replaces a directory, so it still is one
@@ -242,41 +257,71 @@ class CopyJob:
         return real
 
     def _ensure_dir(self, absolute: str, dangling: bool) -> str:
+        """Resolve component by component from the deepest directory resolved before.
+
+        Each new component costs one ``lstat`` of its real path; only a symlink met on the way
+        is resolved in full (``secure_join``). Resolving every path from the root instead made
+        a COPY of a tree N levels deep cost N^3 path steps.
+        """
         parts = [p for p in absolute.split("/") if p not in ("", ".")]
-        real = "/"
-        for part in parts:
-            candidate = secure_join(self.rootfs, posixpath.join(real, part))
+        start = len(parts)
+        while start and "/" + "/".join(parts[:start]) not in self._dirs:
+            start -= 1
+        real = self._dirs["/" + "/".join(parts[:start])] if start else "/"
+        for index in range(start, len(parts)):
+            part = parts[index]
+            if part == "..":
+                real = posixpath.dirname(real)
+                continue
+            candidate = self._child(real, part)
             real = "/" + candidate.relative_to(self.rootfs).as_posix()
             if real == "/.":
                 real = "/"
             self._guard(candidate, f"COPY/ADD destination {absolute}")
             self._undefer(candidate)
-            if candidate.is_dir():
-                continue
-            if os.path.lexists(candidate):
-                raise BuildError(f"cannot copy to {absolute}: {real} exists and is not a directory")
-            # Through a symlink to a missing directory COPY creates it, as BuildKit's MkdirAll in
-            # the root does; `tar -x` of an ADD archive does not (``dangling=False``): an error.
-            missing = [candidate]
-            while dangling and not missing[-1].parent.exists():
-                missing.append(missing[-1].parent)
-            for directory in reversed(missing):
-                directory.mkdir(mode=0o755)
-                self._chown(directory, 0, 0)
-                self._record(directory)
+            if not candidate.is_dir():
+                if os.path.lexists(candidate):
+                    raise BuildError(
+                        f"cannot copy to {absolute}: {real} exists and is not a directory"
+                    )
+                # Through a symlink to a missing directory COPY creates it, as BuildKit's
+                # MkdirAll in the root does; `tar -x` of an ADD archive does not
+                # (``dangling=False``): an error.
+                missing = [candidate]
+                while dangling and not missing[-1].parent.exists():
+                    missing.append(missing[-1].parent)
+                for directory in reversed(missing):
+                    directory.mkdir(mode=0o755)
+                    self._chown(directory, 0, 0)
+                    self._record(directory)
+            self._dirs["/" + "/".join(parts[: index + 1])] = real
         return real
 
+    def _child(self, real_parent: str, name: str) -> Path:
+        """``name`` inside the real directory ``real_parent``, a symlink there followed safely."""
+        path = Path(f"{self._root}{real_parent.rstrip('/')}/{name}")
+        if path.is_symlink():
+            return secure_join(self.rootfs, posixpath.join(real_parent, name))
+        return path
+
     def _replaceable(self, absolute: str) -> Path:
-        """Resolve a target's parent safely and clear a non-directory entry in the way."""
+        """Clear a non-directory entry in the way of ``absolute`` (its parent is real)."""
         return self._slot(absolute)[0]
 
     def _slot(self, absolute: str) -> tuple[Path, bool]:
-        """``_replaceable``, plus whether the target was free (nothing there to clear)."""
-        parent = secure_join(self.rootfs, posixpath.dirname(absolute) or "/")
-        target = parent / posixpath.basename(absolute)
+        """``_replaceable``, plus whether the target was free (nothing there to clear).
+
+        ``absolute``'s parent is a real directory (from ``ensure_dir``), so it needs no
+        resolving; the last component is never followed.
+        """
+        target = Path(self._root + absolute)
         self._guard(target, f"COPY/ADD destination {absolute}")
         self._undefer(target)
-        if target.is_symlink() or (target.exists() and not target.is_dir()):
+        if target.is_symlink():
+            target.unlink()
+            self._dirs.clear()  # a resolution may have passed through that link
+            return target, False
+        if target.exists() and not target.is_dir():
             target.unlink()
             return target, False
         return target, not target.exists()
@@ -284,19 +329,26 @@ class CopyJob:
     def copy_entry(self, src: Path, absolute: str) -> None:
         """Copy one file, link or directory (not its children) to absolute."""
         st = os.lstat(src)
+        requested = absolute
         parent = self.ensure_dir(posixpath.dirname(absolute) or "/")
         absolute = posixpath.join(parent, posixpath.basename(absolute))
+        if self._copy_entry_at(src, st, requested, parent, posixpath.basename(absolute)):
+            return
         if stat.S_ISDIR(st.st_mode):
-            target = secure_join(self.rootfs, absolute)
+            target = self._child(parent, posixpath.basename(absolute))
             self._guard(target, f"COPY/ADD destination {absolute}")
             self._undefer(target)
             if not target.is_dir():
                 if os.path.lexists(target):
                     target.unlink()
+                    self._dirs.clear()  # a resolution may have passed through that link
                 target.mkdir()
             # BuildKit: a directory *inside* the copy takes the source's owner and mode even
             # when it exists; only the destination directory itself keeps its own.
             self._finish(target, stat.S_IMODE(st.st_mode), st)
+            # Its entries come next: they find their parent resolved.
+            real = "/" + target.relative_to(self.rootfs).as_posix()
+            self._dirs[requested] = self._dirs[absolute] = "/" if real == "/." else real
             return
         target, free = self._slot(absolute)
         first = self._inodes.get((st.st_dev, st.st_ino)) if st.st_nlink > 1 else None
@@ -316,6 +368,82 @@ class CopyJob:
             self._defer(src, target, st)
             return
         self._copy_file(src, target, st)
+
+    def _copy_entry_at(
+        self, src: Path, st: os.stat_result, requested: str, parent: str, name: str
+    ) -> bool:
+        """``copy_entry`` through a descriptor of the real directory ``parent``; False if the
+        case is rare enough for the path-based code (a link or directory in the way, a
+        hardlink, a deferred file, deferring this one).
+
+        Why descriptors: a syscall on a path N components deep walks all N again, so copying
+        a tree N levels deep by paths costs N^2 path steps in the kernel (and N^2 bytes of
+        path strings in Python); relative to the parent's descriptor each costs one.
+        """
+        absolute = posixpath.join(parent, name)
+        rel = absolute[1:]
+        if not name or (self.deferred and rel in self.deferred):
+            return False
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFREG and (
+            st.st_nlink > 1 or self.defer_files
+        ):  # hardlink groups and deferring keep their own code
+            return False
+        if kind not in (stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK):
+            return False
+        dir_fd = self._dir_fd(parent)
+        try:
+            there = stat.S_IFMT(os.lstat(name, dir_fd=dir_fd).st_mode)
+        except FileNotFoundError:
+            there = 0
+        if there == stat.S_IFLNK or (there == stat.S_IFDIR and kind != stat.S_IFDIR):
+            return False
+        if there and there != stat.S_IFDIR:
+            os.unlink(name, dir_fd=dir_fd)
+        uid = self.owner.uid if self.owner.uid is not None else st.st_uid
+        gid = self.owner.gid if self.owner.gid is not None else st.st_gid
+        times = (st.st_atime_ns, st.st_mtime_ns)
+        if kind == stat.S_IFDIR:
+            if there != stat.S_IFDIR:
+                os.mkdir(name, 0o755, dir_fd=dir_fd)
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+            mode = stat.S_IMODE(st.st_mode)
+            os.chmod(name, self.mode(mode, True) if self.mode else mode, dir_fd=dir_fd)
+            os.utime(name, ns=times, dir_fd=dir_fd, follow_symlinks=False)
+            self._dirs[requested] = self._dirs[absolute] = absolute
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(src), name, dir_fd=dir_fd)
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+            os.utime(name, ns=times, dir_fd=dir_fd, follow_symlinks=False)
+        else:
+            _copy_file_at(src, dir_fd, name, uid, gid, self._file_mode(st), times)
+        self.written.append(rel)
+        return True
+
+    def _file_mode(self, st: os.stat_result) -> int:
+        mode = stat.S_IMODE(st.st_mode)
+        return self.mode(mode, False) if self.mode else mode
+
+    def _dir_fd(self, real: str) -> int:
+        """An ``O_PATH`` descriptor of the real directory ``real``, opened from its parent's
+        when that is at hand; the 64 most recent are kept."""
+        fd = self._fds.pop(real, None)
+        if fd is None:
+            head, name = posixpath.split(real)
+            parent_fd = self._fds.get(head) if name else None
+            flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            if parent_fd is not None:
+                fd = os.open(name, flags, dir_fd=parent_fd)
+            else:
+                fd = os.open(self._root + real if name else self._root, flags)
+            if len(self._fds) >= _MAX_DIR_FDS:
+                os.close(self._fds.pop(next(iter(self._fds))))
+        self._fds[real] = fd  # most recent last
+        return fd
+
+    def _close_fds(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
 
     def _copy_file(self, src: Path, target: Path, st: os.stat_result) -> None:
         shutil.copyfile(src, target, follow_symlinks=False)
@@ -365,19 +493,58 @@ class CopyJob:
         self.written.append(target.relative_to(self.rootfs).as_posix())
 
 
+def _copy_file_at(
+    src: Path, dir_fd: int, name: str, uid: int, gid: int, mode: int, times: tuple[int, int]
+) -> None:
+    """Copy the regular file ``src`` to ``name`` (new) in ``dir_fd``: data, owner, mode,
+    times, then extended attributes (after chown, which would clear security.capability)."""
+    source = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        target = os.open(name, _CREATE, 0o600, dir_fd=dir_fd)
+        try:
+            _copy_data(source, target)
+            os.fchown(target, uid, gid)
+            os.fchmod(target, mode)
+            os.utime(target, ns=times)
+            _copy_xattrs(source, target)
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)
+
+
+def _copy_data(source: int, target: int) -> None:
+    """All of ``source`` into ``target`` in the kernel (``sendfile``), else through a buffer."""
+    try:
+        while os.sendfile(target, source, None, 1 << 30):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    os.lseek(source, 0, os.SEEK_SET)
+    os.lseek(target, 0, os.SEEK_SET)
+    os.ftruncate(target, 0)
+    while chunk := os.read(source, 1 << 20):
+        os.write(target, chunk)
+
+
 def _parents_path(match: SourceMatch) -> str:
     """`COPY --parents`: the source keeps its path below the context (or stage) root."""
     return "" if match.rel_path == "." else match.rel_path
 
 
-def _copy_xattrs(src: Path, target: Path) -> None:
-    """Extended attributes travel with the file (file capabilities: security.capability)."""
+def _copy_xattrs(src: Path | int, target: Path | int) -> None:
+    """Extended attributes travel with the file (file capabilities: security.capability).
+
+    ``src`` and ``target`` are regular files (paths or descriptors), never symlinks.
+    """
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src)
     except OSError:
         return
     for name in names:
         try:
-            os.setxattr(target, name, os.getxattr(src, name, follow_symlinks=False))
+            os.setxattr(target, name, os.getxattr(src, name))
         except OSError:
             continue  # a filesystem without that namespace: Docker skips it too

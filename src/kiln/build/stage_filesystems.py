@@ -22,6 +22,7 @@ from kiln.fs import (
     StageFilesystem,
     WalkStage,
     apply_layer,
+    chain_id,
     open_layer,
     overlay_problem,
 )
@@ -91,7 +92,11 @@ class StageFilesystems:
                     apply_layer(stream, directory)
             stage_fs = WalkStage(directory)
         else:
-            lowers = [self._layer_dir(layer) for layer in layers]
+            lowers: list[Path] = []
+            chain: str | None = None
+            for layer in layers:
+                chain = chain_id(chain, layer.diff_id)
+                lowers.append(self._layer_dir(layer, lowers, chain))
             stage_fs = OverlayStage(directory, lowers, self.built)
         self._made.append(stage_fs)
         return stage_fs
@@ -111,9 +116,14 @@ class StageFilesystems:
         while self._made:
             self._made.pop().close()
 
-    def _layer_dir(self, layer: LayerRef) -> Path:
+    def _layer_dir(self, layer: LayerRef, lowers: Sequence[Path], chain: str) -> Path:
+        """The directory for ``layer`` over ``lowers``: one this build made, or from the store.
+
+        A layer this build made is the upper directory of its step, which ran on the very
+        layers below it, so it is right as it is.
+        """
         built = self.built.get(layer.diff_id)
         if built is not None:
             return built
         blob = self.workspace.store.path(layer.digest)
-        return self.layer_store.ensure(layer.diff_id, lambda: open_layer(blob))
+        return self.layer_store.ensure_on(layer.diff_id, lambda: open_layer(blob), lowers, chain)

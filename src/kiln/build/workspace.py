@@ -11,14 +11,13 @@ the build context (issue 10.16: kiln's executor image had no /tmp and its work d
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from kiln.errors import BuildError
-from kiln.fs import BlobStore
+from kiln.fs import BlobStore, remove_tree
 from kiln.sandbox.userns import current_mapping
 
 #: Where Python's `tempfile` looks after $TMPDIR, $TEMP and $TMP (before the current directory).
@@ -95,7 +94,7 @@ class Workspace:
     def remove_rootfs(self) -> None:
         """Delete the stages' directories now (they must be unmounted); the rest goes at exit."""
         for path in self._rootfs:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path, ignore_errors=True)  # a COPY may have made it 1,000 deep
 
     def __enter__(self) -> Workspace:
         return self
@@ -106,4 +105,4 @@ class Workspace:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root, ignore_errors=True)

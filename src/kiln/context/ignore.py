@@ -258,6 +258,8 @@ class IgnoreMatcher:
         that matches the path or a parent excludes it, a later ``!`` pattern that matches the
         path or a parent includes it again.
         """
+        if not self.patterns:
+            return False  # no ignore file: nothing to split (a deep path costs its depth)
         path = _normalise(rel_path)
         if path == ".":
             return False

@@ -83,9 +83,16 @@ def _is_socket(entry: os.DirEntry[str]) -> bool:
 def _walk(
     ignore: IgnoreMatcher, directory: Path, ctx_prefix: str, out_prefix: str
 ) -> Iterator[tuple[str, Path]]:
-    for entry in _sorted_entries(directory):
-        ctx_rel = ctx_prefix + entry.name
-        out_rel = out_prefix + entry.name
+    # A stack, not recursion: a context tree may be deeper than Python's recursion limit.
+    stack = [(iter(_sorted_entries(directory)), ctx_prefix, out_prefix)]
+    while stack:
+        entries, ctx_dir, out_dir = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        ctx_rel = ctx_dir + entry.name
+        out_rel = out_dir + entry.name
         is_dir = entry.is_dir(follow_symlinks=False)
         if not is_dir and _is_socket(entry):
             continue
@@ -93,7 +100,7 @@ def _walk(
         if not ignore.matches(ctx_rel):
             yield out_rel, path
             if is_dir:
-                yield from _walk(ignore, path, ctx_rel + "/", out_rel + "/")
+                stack.append((iter(_sorted_entries(path)), ctx_rel + "/", out_rel + "/"))
         elif is_dir and ignore.may_contain_included(ctx_rel):
             below = list(_walk(ignore, path, ctx_rel + "/", out_rel + "/"))
             if below:  # Docker sends the parents of re-included files

@@ -8,7 +8,7 @@ deterministic headers). It knows nothing about registries or Dockerfiles and imp
 
 from .accounts import lookup_chown, lookup_file_owner, lookup_home, lookup_user
 from .blobstore import BlobStore, BlobWriter
-from .layerstore import LayerStore
+from .layerstore import LayerStore, chain_id
 from .layerstream import open_layer
 from .layerwriter import (
     COMPRESSIONS,
@@ -24,6 +24,7 @@ from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
 from .streams import GrowingFile, compression_threads
+from .trees import remove_tree
 from .unpack import apply_layer
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "WalkSnapshotter",
     "WalkStage",
     "apply_layer",
+    "chain_id",
     "compression_threads",
     "lookup_chown",
     "lookup_file_owner",
@@ -51,6 +53,7 @@ __all__ = [
     "open_layer",
     "overlay_changes",
     "overlay_problem",
+    "remove_tree",
     "remove_unprotected",
     "secure_join",
     "write_layer",

@@ -11,6 +11,19 @@ Format: the layer's own entries, with OCI whiteouts stored the way overlayfs rea
 then ``rename``, so concurrent builds sharing a cache never see half a layer; the loser of a race
 throws its copy away. Nothing is fsynced: a layer directory can always be made again from its
 blob, so a crash costs at worst a stale cache entry (delete the cache directory to recover).
+
+Layers that depend on what lies below them: applied to a whole root filesystem (the walk
+snapshotter, containerd's applier on a mounted snapshot, umoci), an entry ``a/f`` whose layer
+has no ``a`` of its own goes wherever ``a`` leads in the layers below: through a symlink
+``a -> DIR`` into ``DIR/f``, into a directory keeping that directory's owner and mode, or to an
+error if ``a`` is a file. A layer unpacked alone cannot know that; it makes ``a`` a directory,
+which over a lower symlink would hide the link. So unpacking alone records whether the layer
+needed any such implicit directory (or hardlinked a file it does not hold itself), in a
+``<hex>.info`` file beside the directory. Such a layer is not used alone; ``ensure_on`` applies
+it with the ordinary unpacker onto an overlay mount of the layers below it and keeps the upper
+directory, named by the chain ID (the OCI image spec's digest of the diff_ids up to this layer),
+since its content depends on the whole chain. Layers made by Docker, BuildKit and kiln carry
+their parent directories, so this slower path is rare.
 """
 
 from __future__ import annotations
@@ -21,21 +34,33 @@ import hashlib
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from kiln.errors import DigestMismatchError, UnsafePathError
 
-from .overlay import TRUSTED_PREFIX
-from .unpack import _Unpacker
+from .names import clean_name
+from .overlay import TRUSTED_PREFIX, OverlayRootfs
+from .securejoin import secure_join_str
+from .tarreader import TarEntry
+from .trees import remove_tree
+from .unpack import _Unpacker, apply_layer
 
 _DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
 _DRAIN = 1 << 20
+_ALONE = b"alone\n"  # the .info of a layer whose directory is right whatever lies below it
+_NEEDS_LOWERS = b"needs-lowers\n"
+
+
+def chain_id(parent: str | None, diff_id: str) -> str:
+    """The OCI chain ID of a layer over the chain ``parent`` (None for the bottom layer)."""
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
 
 
 class LayerStore:
@@ -59,7 +84,10 @@ class LayerStore:
         return self.path(diff_id).is_dir()
 
     def ensure(self, diff_id: str, opener: Callable[[], BinaryIO]) -> Path:
-        """The layer's directory, unpacking the tar ``opener()`` returns if it is not there yet."""
+        """The layer's directory, unpacking the tar ``opener()`` returns if it is not there yet.
+
+        This is the layer alone; ``ensure_on`` is what a stack of layers should use.
+        """
         final = self.path(diff_id)
         if final.is_dir():
             return final
@@ -70,24 +98,83 @@ class LayerStore:
             temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
             try:
                 os.chmod(temp, 0o755)
+                unpacker = _OverlayUnpacker(temp, self.xattr_prefix)
                 with opener() as stream:
                     checked = _HashingReader(stream)
-                    _OverlayUnpacker(temp, self.xattr_prefix).run(checked)  # type: ignore[arg-type]
+                    unpacker.run(checked)  # type: ignore[arg-type]
                     checked.drain()
-                if checked.digest != diff_id:
-                    raise DigestMismatchError(
-                        f"layer unpacks to {checked.digest}, but the image config says {diff_id}",
-                        hint="the base image is corrupt; pull it again or rebuild it",
-                    )
+                _check(checked.digest, diff_id)
+                info = _NEEDS_LOWERS if unpacker.needs_lowers else _ALONE
+                _write_atomically(final.with_name(final.name + ".info"), info)
                 _publish(temp, final)
             finally:
                 if temp.exists():
-                    shutil.rmtree(temp, ignore_errors=True)
+                    remove_tree(temp, ignore_errors=True)
+        return final
+
+    def alone(self, diff_id: str) -> bool:
+        """True if the layer's own directory is right over any layers (module docstring).
+
+        False also for a directory unpacked by an older kiln, which kept no ``.info``.
+        """
+        info = self.path(diff_id)
+        try:
+            return info.with_name(info.name + ".info").read_bytes() == _ALONE
+        except FileNotFoundError:
+            return False
+
+    def ensure_on(
+        self, diff_id: str, opener: Callable[[], BinaryIO], lowers: Sequence[Path], chain: str
+    ) -> Path:
+        """The directory to stack over ``lowers`` (bottom-first) for the layer ``diff_id``.
+
+        ``chain`` is the chain ID of the layers ``lowers`` hold plus this one. Returns the
+        layer's own directory when that is right whatever lies below, else the layer applied
+        onto an overlay of ``lowers``, kept under ``chains/<hex of chain>``.
+        """
+        own = self.ensure(diff_id, opener)
+        if self.alone(diff_id):
+            return own
+        final = self.path(chain).parent / "chains" / self.path(chain).name
+        if final.is_dir():
+            return final
+        with self._lock_for(chain):
+            if final.is_dir():
+                return final
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+            try:
+                overlay = OverlayRootfs(temp / "mount", lowers)
+                try:
+                    with opener() as stream:
+                        checked = _HashingReader(stream)
+                        apply_layer(checked, overlay.rootfs)  # type: ignore[arg-type]
+                        checked.drain()
+                finally:
+                    overlay.close()
+                _check(checked.digest, diff_id)
+                _publish(overlay.upper, final)
+            finally:
+                remove_tree(temp, ignore_errors=True)
         return final
 
     def _lock_for(self, diff_id: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(diff_id, threading.Lock())
+
+
+def _check(digest: str, diff_id: str) -> None:
+    if digest != diff_id:
+        raise DigestMismatchError(
+            f"layer unpacks to {digest}, but the image config says {diff_id}",
+            hint="the base image is corrupt; pull it again or rebuild it",
+        )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    temp.write_bytes(data)
+    os.replace(temp, path)
 
 
 def _publish(temp: Path, final: Path) -> None:
@@ -127,6 +214,25 @@ class _OverlayUnpacker(_Unpacker):
     def __init__(self, rootfs: Path, xattr_prefix: str) -> None:
         super().__init__(rootfs)
         self.opaque_xattr = xattr_prefix + "opaque"
+        #: whether this layer needed something of the layers below it (module docstring)
+        self.needs_lowers = False
+
+    def ensure_dir(self, rel: str, name: str | None = None) -> tuple[str, str, str]:
+        if (
+            not self.needs_lowers
+            and rel
+            and rel not in self._dirs
+            and not os.path.isdir(secure_join_str(self.root, rel))
+        ):
+            self.needs_lowers = True  # an implicit directory: what is there below?
+        return super().ensure_dir(rel, name)
+
+    def hardlink(self, entry: TarEntry, target: str) -> None:
+        link_parent, link_base = posixpath.split(clean_name(entry.linkname))
+        if link_base and not os.path.lexists(self.lookup_dir(link_parent)[1] + link_base):
+            self.needs_lowers = True  # a file of a layer below; only a stack can link it
+            return
+        super().hardlink(entry, target)
 
     def whiteout(self, rel: str) -> None:
         parent_rel, base = posixpath.split(rel)

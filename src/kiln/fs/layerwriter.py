@@ -37,7 +37,6 @@ from pathlib import Path
 from kiln.errors import LayerError, UnsafePathError
 
 from .names import OPAQUE_WHITEOUT, clean_name, whiteout_name
-from .securejoin import secure_join
 from .snapshot import Changes
 from .streams import FileSink, GrowingFile, GzipWriter, HashingWriter, Sink, ZstdWriter
 from .tarentries import HardlinkTable, header_for, whiteout_header
@@ -152,15 +151,19 @@ def write_layer_from_paths(
 
 
 def _add_subtree(root: Path, rel: str, into: set[str]) -> None:
-    path = _checked_path(root, rel) if rel else root
-    if not path.is_dir() or path.is_symlink():
-        return
-    with os.scandir(path) as entries:
-        children = [entry.name for entry in entries]
-    for name in children:
-        child = posixpath.join(rel, name) if rel else name
-        into.add(child)
-        _add_subtree(root, child, into)
+    checked: set[str] = set()
+    pending = [rel]
+    while pending:  # not recursive: a tree may be deeper than Python's recursion limit
+        current = pending.pop()
+        path = _checked_path(root, current, checked) if current else root
+        if not path.is_dir() or path.is_symlink():
+            continue
+        with os.scandir(path) as entries:
+            children = [entry.name for entry in entries]
+        for name in children:
+            child = posixpath.join(current, name) if current else name
+            into.add(child)
+            pending.append(child)
 
 
 def _compressor(compression: str, sink: Sink, level: int | None, threads: int | None) -> Sink:
@@ -199,6 +202,7 @@ def _write_tar(
 ) -> None:
     hardlinks = HardlinkTable()
     tar = _TarStream(sink)
+    checked: set[str] = set()
     for name, rel in plan:
         if rel is None:
             tar.add(whiteout_header(name))
@@ -207,7 +211,7 @@ def _write_tar(
         if given is not None:
             _add_source_file(tar, name, given, hardlinks, source_date_epoch)
             continue
-        path = _checked_path(root, rel)
+        path = _checked_path(root, rel, checked)
         try:
             st = os.lstat(path)
         except FileNotFoundError as exc:
@@ -317,11 +321,29 @@ def _add_file(tar: _TarStream, info: tarfile.TarInfo, path: Path) -> None:
         tar.add(info, file)
 
 
-def _checked_path(root: Path, rel: str) -> Path:
-    """``root/rel``, refusing a path whose parents pass through a symlink (it could leave root)."""
+def _checked_path(root: Path, rel: str, checked: set[str] | None = None) -> Path:
+    """``root/rel``, refusing a path whose parents pass through a symlink (it could leave root).
+
+    ``checked`` remembers the directories found link-free, so each parent is looked at once
+    per layer rather than once per entry below it (a tree N deep cost N^2 ``lstat`` calls).
+    """
     parent, base = posixpath.split(rel)
-    resolved_parent = secure_join(root, parent)
-    expected = root / parent if parent else root
-    if resolved_parent != expected:
-        raise UnsafePathError(f"{rel!r} lies under a symbolic link; refusing to read through it")
-    return expected / base
+    if checked is None:
+        checked = set()
+    unchecked: list[str] = []
+    ancestor = parent
+    while ancestor and ancestor not in checked:
+        unchecked.append(ancestor)
+        ancestor = posixpath.dirname(ancestor)
+    prefix = f"{root}/"  # strings: a Path per step costs the path's length in parsing
+    for directory in reversed(unchecked):  # top-down, as a path walk goes
+        try:
+            mode = os.lstat(prefix + directory).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            break  # nothing to pass through; reading the entry will fail on its own
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(
+                f"{rel!r} lies under a symbolic link; refusing to read through it"
+            )
+        checked.add(directory)
+    return (root / parent if parent else root) / base

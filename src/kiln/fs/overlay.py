@@ -17,6 +17,12 @@ descriptor of a directory of numbered symlinks (``/proc/self/fd/N/17``: about 21
 whatever the work directory's path), which fits about 170 layers (`MAX_LAYERS`); the kernel's
 own limit is 500. Deeper stacks are refused with a hint (use ``--snapshotter walk``); merging
 lower directories into one is not done (it would copy every file of the merged layers).
+
+The same directory twice: overlayfs refuses a lower directory listed twice (ELOOP, "Too many
+levels of symbolic links"), yet identical layers in one chain are ordinary (two no-op RUNs give
+the same empty layer; Docker builds such images). Only the topmost occurrence is mounted, which
+shows exactly the same tree: every name a lower copy holds, its upper copy holds too, so a lower
+copy can only add to directories the upper one already merges, with the same entries.
 """
 
 from __future__ import annotations
@@ -105,6 +111,19 @@ def _remove_volatile_marker(work: Path) -> None:
         shutil.rmtree(volatile, ignore_errors=True)  # something else in it: whatever it is
 
 
+def _topmost_occurrences(lowers: Sequence[Path]) -> list[Path]:
+    """``lowers`` (bottom-first) without the lower repeats of a directory (module docstring)."""
+    seen: set[str] = set()
+    kept: list[Path] = []
+    for lower in reversed(lowers):
+        key = os.path.realpath(lower)
+        if key not in seen:
+            seen.add(key)
+            kept.append(lower)
+    kept.reverse()
+    return kept
+
+
 class OverlayRootfs:
     """One overlay mount at ``self.rootfs`` whose layers grow by one upper dir per ``rotate()``.
 
@@ -128,7 +147,7 @@ class OverlayRootfs:
             empty = directory / "empty"
             empty.mkdir(mode=0o755)
             lowers = [empty]
-        for lower in lowers:
+        for lower in _topmost_occurrences(lowers):
             self._push_lower(lower)
         self.upper = self._new_upper()
         self._mount()

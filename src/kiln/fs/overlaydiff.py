@@ -51,25 +51,28 @@ class _Scan:
         self.opaque: list[str] = []
 
     def walk(self, directory: str, prefix: str, exclude: frozenset[str]) -> None:
-        with os.scandir(directory) as it:
-            entries = list(it)
-        for entry in entries:
-            rel = prefix + entry.name
-            if rel in exclude:
-                continue
-            st = entry.stat(follow_symlinks=False)
-            mode = st.st_mode
-            if stat.S_ISCHR(mode) and st.st_rdev == 0:
-                self.deleted.append(rel)
-            elif stat.S_ISDIR(mode):
-                if self._is_opaque(entry.path):
-                    self.opaque.append(rel)
+        pending = [(directory, prefix)]  # a stack: a tree may be deeper than the recursion limit
+        while pending:
+            directory, prefix = pending.pop()
+            with os.scandir(directory) as it:
+                entries = list(it)
+            for entry in entries:
+                rel = prefix + entry.name
+                if rel in exclude:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if stat.S_ISCHR(mode) and st.st_rdev == 0:
+                    self.deleted.append(rel)
+                elif stat.S_ISDIR(mode):
+                    if self._is_opaque(entry.path):
+                        self.opaque.append(rel)
+                        self.changed.append(rel)
+                    elif not self._same_as_lower(entry.path, rel, st):
+                        self.changed.append(rel)
+                    pending.append((entry.path, rel + "/"))
+                else:
                     self.changed.append(rel)
-                elif not self._same_as_lower(entry.path, rel, st):
-                    self.changed.append(rel)
-                self.walk(entry.path, rel + "/", exclude)
-            else:
-                self.changed.append(rel)
 
     def _is_opaque(self, path: str) -> bool:
         try:

@@ -329,6 +329,8 @@ class TarReader:
         )
         if prefix[0] and kind not in (_LONGNAME, _LONGLINK, _SPARSE):
             entry.name = _nts(prefix, ENCODING) + "/" + entry.name
+            if kind == DIRTYPE:  # tarfile strips again: a name that was all prefix ends in "/"
+                entry.name = entry.name.rstrip("/")
         return entry
 
     def _number(self, field: bytes) -> int:

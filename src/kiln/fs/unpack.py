@@ -130,7 +130,14 @@ class _Unpacker:
     def run(self, tar_stream: BinaryIO) -> None:
         reader = TarReader(tar_stream)
         for entry in reader:
-            self.entry(reader, entry)
+            try:
+                self.entry(reader, entry)
+            except (OSError, ValueError, OverflowError) as exc:
+                # What the entry asks cannot be done (a device number the kernel refuses, an
+                # owner out of range, a NUL in a link target...): say which entry, as an error
+                # of the layer rather than a traceback.
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise LayerError(f"cannot unpack layer entry {entry.name!r}: {reason}") from exc
         # Children changed their parents' mtimes; set directories last.
         for rel, path, entry in sorted(self.dir_times, key=lambda item: -item[0].count("/")):
             if self.still_directory(rel, path):  # a later entry may have replaced it
