@@ -2,10 +2,10 @@
 
 The kernel drops a signal to a container's PID 1 unless it has a handler, so without one kiln
 would keep building until the runtime's SIGKILL. Run the executor image under podman with
-Kubernetes' default capabilities (chroot isolation), signal the container while it runs a RUN
-step, compresses a layer or pushes through a slow link, and judge from outside: the container
-exits 128+N at once with one line saying what was stopped, no process of the step is left on
-the host, the mounted work dir and TMPDIR are empty, and the registry has no tag.
+Kubernetes' default capabilities (where `auto` builds in place), signal the container while it
+runs a RUN step, compresses a layer or pushes through a slow link, and judge from outside: the
+container exits 128+N at once with one line saying what was stopped, no process of the step is
+left on the host, the mounted work dir and TMPDIR are empty, and the registry has no tag.
 """
 
 from __future__ import annotations
@@ -109,14 +109,9 @@ def _assert_stopped(container: Container, status: int, log: str, signum: int, du
     assert list(container.tmp.iterdir()) == [], "temporary files were left behind"
 
 
-@pytest.mark.parametrize(
-    ("signum", "isolation"),
-    [(signal.SIGTERM, "auto"), (signal.SIGINT, "auto"), (signal.SIGTERM, "inplace")],
-    ids=["SIGTERM-chroot", "SIGINT-chroot", "SIGTERM-inplace"],
-)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_pid1_signal_during_run(
     signum: int,
-    isolation: str,
     executor_image: str,
     pod_base_image: str,
     registry: RegistryServer,
@@ -124,17 +119,16 @@ def test_pid1_signal_during_run(
     tmp_path: Path,
 ) -> None:
     marker = str(random.randint(100_000, 999_999))
-    repository = f"pod-signal/run-{signum}-{isolation}:1"
+    repository = f"pod-signal/run-{signum}:1"
     dockerfile = f"FROM {pod_base_image}\nRUN (sleep {marker} &) && sleep {marker}\n"
     with Container(
         podman, tmp_path, executor_image, dockerfile,
         f"--destination={registry.host}/{repository}", f"--insecure-registry={registry.host}",
-        f"--isolation={isolation}",
     ) as container:  # fmt: skip
         sleeping = "sleep\x00" + marker
         container.wait_for(lambda: len(host_processes_matching(sleeping)) == 2, "the RUN step")
         status, log = container.signal(signum)
-    assert f"Isolation: {'chroot' if isolation == 'auto' else 'inplace'}" in log
+    assert "Isolation: inplace" in log  # what auto picks in a default pod
     _assert_stopped(container, status, log, signum, "[stage 0] STEP 1/1: RUN (sleep")
     assert host_processes_matching(sleeping) == [], "the step's processes outlived kiln"
     _assert_no_tag(registry, repository)
@@ -183,14 +177,10 @@ def test_pid1_sigterm_during_push(
             f"--insecure-registry={registry.host}", f"--insecure-registry={relay.host}",
         ) as container:  # fmt: skip
 
-            def pushing() -> bool:  # the stage ran and its rootfs is gone: outputs are written
-                workspaces = container.workspaces()
-                return (
-                    "STEP 1/1: RUN" in container.log_text()
-                    and bool(workspaces)
-                    and not any(p.name.startswith("rootfs-") for p in workspaces[0].iterdir())
-                    and relay.relayed > 0
-                )
+            def pushing() -> bool:
+                # 8 MB through the relay: the 40 MB layer (written in well under a second) is
+                # on its way to the registry, which takes ~20 s at this rate.
+                return "STEP 1/1: RUN" in container.log_text() and relay.relayed > 8_000_000
 
             container.wait_for(pushing, "the push")
             status, log = container.signal(signal.SIGTERM)

@@ -367,6 +367,8 @@ class Builder:
         store = self.workspace.store
         if not options.no_push:
             config_uploads = self._upload_config(image)  # meanwhile the last layers finish
+            # Waiting for the early layer uploads is already the push, as far as a user can tell.
+            self.cancellation.activity = f"pushing to {', '.join(options.destinations)}"
             self.uploads.wait()  # then the push finds the layers present
             wait(config_uploads)  # and the config (whatever failed, the push does again)
             pinned = []

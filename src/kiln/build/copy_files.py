@@ -66,7 +66,9 @@ class CopyJob:
         self.deferred: dict[str, SourceFile] = {}  # rootfs-relative path -> its source
         self._parents_touched: set[Path] = set()
         self._dirs: dict[str, str] = {}  # ensure_dir's answers: absolute -> real directory
-        self._root = os.path.abspath(rootfs)
+        # Without a trailing slash, so that ``_root + "/abs/path"`` is right also for the
+        # inplace isolation, whose rootfs is ``/`` ("" here; "//x" is not "/x" to pathlib).
+        self._root = os.path.abspath(rootfs).rstrip("/")
         self._fds: dict[str, int] = {}  # real directory -> O_PATH descriptor (a few, LRU)
         self._inodes: dict[tuple[int, int], Path] = {}
         if effect.chown:
@@ -435,7 +437,7 @@ class CopyJob:
             if parent_fd is not None:
                 fd = os.open(name, flags, dir_fd=parent_fd)
             else:
-                fd = os.open(self._root + real if name else self._root, flags)
+                fd = os.open(self._root + real if name else self._root or "/", flags)
             if len(self._fds) >= _MAX_DIR_FDS:
                 os.close(self._fds.pop(next(iter(self._fds))))
         self._fds[real] = fd  # most recent last
