@@ -32,7 +32,8 @@ exit status:
   2        usage error: unknown or malformed flag, contradictory options
   N        a RUN step exited with status N (128+S if killed by signal S), as Kaniko,
            buildah and `docker build` report it; so 1 and 2 can also come from a RUN
-  130      interrupted (Ctrl-C)
+  70       an internal error (a bug in kiln; -v debug shows where)
+  130      interrupted (Ctrl-C); 143 after SIGTERM
 """
 
 

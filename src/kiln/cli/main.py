@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (OSError, MemoryError) as exc:  # out of disk/fds/memory where no writer said what
         if not is_resource_error(exc):
-            raise
+            return _internal_error(exc)
         log.error("%s", render_for_cli(describe(exc, "kiln's files", exc_directory(exc))))
         return 1
     except Interrupted as exc:
@@ -118,7 +118,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the handlers were installed
         log.error("interrupted")
         return 130
+    except Exception as exc:  # a bug in kiln, not something the user did
+        return _internal_error(exc)
     return 2
+
+
+#: The exit status of a bug in kiln (sysexits' EX_SOFTWARE), distinct from a failed build.
+INTERNAL_ERROR = 70
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line naming the exception instead of a traceback; the traceback at ``-v debug``.
+
+    Why: every failure a user can cause is a ``KilnError`` with a message and a hint, so what
+    arrives here is a defect; users get a short report to file, developers the stack at debug.
+    """
+    import logging
+    import traceback
+
+    log = logging.getLogger("kiln")
+    log.error(
+        "internal error: %s: %s\nhint: this is a bug in kiln; please report it with the output "
+        "of the same command run with -v debug (it shows where it happened)",
+        type(exc).__name__,
+        exc,
+    )
+    if log.isEnabledFor(logging.DEBUG):  # kiln's log format prints no exc_info: format it here
+        log.debug("where:\n%s", "".join(traceback.format_exception(exc)).rstrip())
+    return INTERNAL_ERROR
 
 
 def _stop_on_signals(cancellation: Cancellation) -> None:
