@@ -23,6 +23,7 @@ __all__ = ["Heredoc", "HeredocMarker", "chomp", "markers_in_line", "parse_marker
 _MARKER = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 _NO_ENV: dict[str, str] = {}
+_PLAIN_NAME = re.compile(r"[^$'\"\\\s]+")
 
 
 @record(frozen=True)
@@ -63,6 +64,9 @@ def parse_marker(word: str) -> HeredocMarker | None:
     if match is None or not match.group(3):
         return None
     rest = match.group(3)
+    if _PLAIN_NAME.fullmatch(rest):
+        # No quote, escape, ``$`` or blank: the lexer would return the name as it is, unquoted.
+        return HeredocMarker(rest, True, match.group(2) == "-", int(match.group(1) or "0"))
     try:
         cooked = ShellLexer(skip_unset=True).process_words(rest, _NO_ENV)
         raw = ShellLexer(skip_unset=True, raw_quotes=True).process_words(rest, _NO_ENV)
@@ -87,4 +91,4 @@ def markers_in_line(line: str) -> list[HeredocMarker]:
         words = lexer.process_words(line, _NO_ENV)
     except ExpansionError:
         return []
-    return [m for m in (parse_marker(w) for w in words) if m is not None]
+    return [m for m in (parse_marker(w) for w in words if "<<" in w) if m is not None]
