@@ -24,9 +24,10 @@ _MARKER = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 _NO_ENV: dict[str, str] = {}
 # One word the raw lexer returns as written (see ``_verbatim_words``); the group makes
-# ``split`` return the words between the gaps.
+# ``split`` return the words between the gaps. The atomic group keeps an unterminated "
+# from backtracking through every way of cutting the text after it (exponential time).
 _VERBATIM_WORD = re.compile(
-    r"((?:[^\s'\"\\$]+|\$(?!\{)|\\.|\\\Z|'[^']*'|\"(?:[^\"\\$]+|\$(?!\{))*\")+)", re.DOTALL
+    r"((?:[^\s'\"\\$]+|\$(?!\{)|\\.|\\\Z|'[^']*'|\"(?>(?:[^\"\\$]+|\$(?!\{))*)\")+)", re.DOTALL
 )
 _PLAIN_NAME = re.compile(r"[^$'\"\\\s]+")
 
