@@ -32,6 +32,7 @@ __all__ = [
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 _OTHER_BLANKS = re.compile(r"[\t\v\f\r]")
 _NON_SPACE = re.compile(r"\S*")  # re's \s is exactly str.isspace()
+_PLAIN_FLAGS = re.compile(r"(?:--[^\s'\"\\]+(?:\s+|\Z))+")
 _FLAG_SPECIAL = re.compile(r"['\"\\]")
 
 
@@ -89,6 +90,11 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
             return "", flags
         if not text.startswith("--", pos):
             return text[pos:], flags
+        plain = _PLAIN_FLAGS.match(text, pos)
+        if plain is not None:  # a run of unquoted flags (not a lone "--"), split at once
+            flags += plain.group().split()
+            pos = plain.end()
+            continue
         word, pos, blank_ok = _flag_word(text, pos)
         if word == "--":
             return text[pos:], flags
