@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 else:
     from kiln.dockerfile._record import record
 
-__all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxTree", "parse_syntax"]
+__all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxReader", "SyntaxTree", "parse_syntax"]
 
 HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
 _BOM = "\ufeff"
@@ -97,7 +97,9 @@ class _LineReader:
         return self.lines[self.taken - 1]
 
 
-class _Parser:
+class SyntaxReader:
+    """Reads one text into nodes (``parse_syntax``, or ``iter_nodes`` to stream them)."""
+
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
         self.reader = _LineReader(_physical_lines(text))
@@ -126,10 +128,16 @@ class _Parser:
         return line, True
 
     def run(self) -> SyntaxTree:
+        return self.tree(tuple(self.iter_nodes()))
+
+    def iter_nodes(self) -> Iterator[Node]:
+        """The nodes, each as soon as it is read (``parse`` converts them one by one, so a
+        large file's nodes are never all alive at once)."""
         reader = self.reader
         lines = reader.lines
         count = len(lines)
         directives = self.directives
+        pending = self.nodes
         while reader.taken < count:
             raw = lines[reader.taken]
             reader.taken += 1
@@ -144,12 +152,18 @@ class _Parser:
                     and not stripped.rstrip(" \t").endswith(directives.escape)
                 ):
                     self.add_node(stripped, reader.taken, raw, ())
+                    yield pending.pop()
                     continue
             self.read_instruction(raw)
+            if pending:  # a line starts at most one node
+                yield pending.pop()
+
+    def tree(self, nodes: tuple[Node, ...]) -> SyntaxTree:
+        """The tree of a finished read, holding ``nodes`` (what ``iter_nodes`` yielded)."""
         return SyntaxTree(
             directives=dict(self.directives.directives),
             escape=self.directives.escape,
-            nodes=tuple(self.nodes),
+            nodes=nodes,
             warnings=tuple(self.warnings),
             line_count=self.reader.taken,
         )
@@ -261,4 +275,4 @@ def _can_contain_heredoc(keyword: str, rest: str) -> bool:
 
 def parse_syntax(text: str, filename: str = "Dockerfile") -> SyntaxTree:
     """Read ``text`` into logical instruction nodes; raises DockerfileError with the line."""
-    return _Parser(text, filename).run()
+    return SyntaxReader(text, filename).run()
