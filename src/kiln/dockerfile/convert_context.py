@@ -7,18 +7,12 @@ warnings — and a small object keeps each converter a short function.
 
 from __future__ import annotations
 
-from dataclasses import field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiln.dockerfile.diagnostics import DockerfileWarning
-from kiln.dockerfile.flags import FlagError, FlagSpec, ParsedFlags, parse_flags
+from kiln.dockerfile.flags import NO_FLAGS, FlagError, FlagSpec, ParsedFlags, parse_flags
 from kiln.dockerfile.syntax import Node
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["ConvertContext", "InstructionError"]
 
@@ -27,24 +21,26 @@ class InstructionError(ValueError):
     """An instruction's arguments or flags are invalid; the caller adds file and line."""
 
 
-@record()
 class ConvertContext:
-    """One node being converted, and the warnings found while converting it."""
+    """One node being converted, and the warnings found while converting it.
 
-    node: Node
-    escape: str
-    warnings: list[DockerfileWarning] = field(default_factory=list)
+    A plain class with slots: one is made per instruction, and ``keyword`` (asked for several
+    times per conversion) is upper-cased once here.
+    """
 
-    @property
-    def keyword(self) -> str:
-        return self.node.keyword.upper()
+    __slots__ = ("escape", "keyword", "node", "rest", "warnings")
 
-    @property
-    def rest(self) -> str:
-        return self.node.rest
+    def __init__(self, node: Node, escape: str) -> None:
+        self.node = node
+        self.escape = escape
+        self.keyword = node.keyword.upper()
+        self.rest = node.rest
+        self.warnings: list[DockerfileWarning] = []
 
     def flags(self, spec: FlagSpec) -> ParsedFlags:
         """Parse the node's flags against ``spec`` (an empty spec rejects every flag)."""
+        if not self.node.flags:
+            return NO_FLAGS
         try:
             return parse_flags(self.node.flags, spec)
         except FlagError as exc:

@@ -16,7 +16,7 @@ from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
 from kiln.dockerfile.jsonform import instruction_to_dict
 from kiln.dockerfile.source import decode_dockerfile
-from kiln.dockerfile.syntax import parse_syntax
+from kiln.dockerfile.syntax import SyntaxReader
 from kiln.errors import DockerfileError
 
 if TYPE_CHECKING:
@@ -147,22 +147,36 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
 
 
 def _parse(text: str, filename: str) -> Dockerfile:
-    tree = parse_syntax(text, filename)
-    warnings = list(tree.warnings)
+    reader = SyntaxReader(text, filename)
     builder = _StageBuilder(filename)
-    for node in tree.nodes:
-        ctx = ConvertContext(node, tree.escape)
+    converted: list[DockerfileWarning] = []
+    failure: DockerfileError | None = None
+    count = 0
+    # Nodes are converted as they are read and then dropped. The first error is kept and the
+    # rest of the file still read, so an error of the line layer further down (an
+    # unterminated heredoc) wins, as when every line was read before converting any.
+    for node in reader.iter_nodes():
+        count += 1
+        if failure is not None:
+            continue
+        ctx = ConvertContext(node, reader.directives.escape)
         try:
             instruction = convert(ctx)
+            converted.extend(ctx.warnings)
+            builder.add(instruction)
         except UnknownInstructionError as exc:
             hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
-            raise DockerfileError(str(exc), file=filename, line=node.line, hint=hint) from None
+            failure = DockerfileError(str(exc), file=filename, line=node.line, hint=hint)
         except InstructionError as exc:
-            raise DockerfileError(str(exc), file=filename, line=node.line) from None
-        warnings.extend(ctx.warnings)
-        builder.add(instruction)
+            failure = DockerfileError(str(exc), file=filename, line=node.line)
+        except DockerfileError as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    tree = reader.tree(())
+    warnings = [*tree.warnings, *converted]
     if not builder.opened:
-        what = "the file has no instructions" if not tree.nodes else "there is no FROM"
+        what = "the file has no instructions" if not count else "there is no FROM"
         raise DockerfileError(
             f"no build stage in Dockerfile: {what}",
             file=filename,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 else:
     from kiln.dockerfile._record import record
 
-__all__ = ["FlagError", "FlagKind", "FlagSpec", "ParsedFlags", "parse_flags"]
+__all__ = ["NO_FLAGS", "FlagError", "FlagKind", "FlagSpec", "ParsedFlags", "parse_flags"]
 
 
 class FlagKind(Enum):
@@ -53,6 +53,10 @@ class ParsedFlags:
     def optional_boolean(self, name: str) -> bool | None:
         value = self.values.get(name)
         return None if value is None else value == "true"
+
+
+#: What an instruction without ``--flag`` words parses to (shared: nothing mutates it).
+NO_FLAGS = ParsedFlags()
 
 
 def _unknown(name: str, spec: FlagSpec) -> FlagError:

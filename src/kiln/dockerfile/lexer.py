@@ -84,6 +84,8 @@ class _Words:
 
 
 _SPACE_RUNS = re.compile(r"(\s+)")  # re's \s is exactly str.isspace()
+_SPACE_RUN = re.compile(r"\s+")
+_ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_RUNS: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
@@ -147,14 +149,21 @@ class _ShellWord:
         words = _Words()
         plain = _plain_run(self.escape, stop)
         special = {"$", "'", '"', self.escape, stop}
-        while self.peek() != _EOF:
-            ch = self.peek()
-            if ch not in special and not ch.isspace():
-                run = plain.match(self.text, self.pos)
-                assert run is not None  # ch itself is plain
+        text = self.text
+        end = len(text)
+        while self.pos < end:
+            ch = text[self.pos]
+            if ch not in special:
+                run = (_SPACE_RUN if ch.isspace() else plain).match(text, self.pos)
+                assert run is not None  # ch itself starts the run
                 chunk = run.group()
                 self.pos = run.end()
-                words.add_raw(chunk)
+                if ch.isspace():
+                    # One whitespace character ends the word; the rest of its run changes
+                    # nothing (taken in one step, as plain runs are).
+                    words.add_char(ch)
+                else:
+                    words.add_raw(chunk)
                 result.append(chunk)
                 continue
             if stop and ch == stop:
@@ -202,10 +211,12 @@ class _ShellWord:
         result = [opening] if self.raw_quotes else []
         plain = _quoted_run(self.escape)
         special = {"$", '"', self.escape, _EOF}
+        text = self.text
+        end = len(text)
         while True:
-            ch = self.peek()
+            ch = text[self.pos] if self.pos < end else _EOF
             if ch not in special:
-                run = plain.match(self.text, self.pos)
+                run = plain.match(text, self.pos)
                 assert run is not None  # ch itself is plain
                 result.append(run.group())
                 self.pos = run.end()
@@ -234,6 +245,13 @@ class _ShellWord:
             result.append(ch)
 
     def process_name(self) -> str:
+        plain = _ASCII_NAME.match(self.text, self.pos)
+        if plain is not None:
+            end = plain.end()
+            if end == len(self.text) or self.text[end] < "\x80":
+                # An ASCII name ended by an ASCII character: what the loop below finds.
+                self.pos = end
+                return plain.group()
         name: list[str] = []
         while self.peek() != _EOF:
             ch = self.peek()

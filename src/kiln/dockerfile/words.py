@@ -24,11 +24,16 @@ __all__ = [
     "extract_flags",
     "parse_json_array",
     "quote_aware_words",
+    "split_command",
     "split_line",
     "whitespace_words",
 ]
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+_OTHER_BLANKS = re.compile(r"[\t\v\f\r]")
+_NON_SPACE = re.compile(r"\S*")  # re's \s is exactly str.isspace()
+_PLAIN_FLAGS = re.compile(r"(?:--[^\s'\"\\]+(?:\s+|\Z))+")
+_FLAG_SPECIAL = re.compile(r"['\"\\]")
 
 
 class NotStringArrayError(ValueError):
@@ -49,11 +54,24 @@ class SplitLine:
 
 def split_line(line: str) -> SplitLine:
     """Split off the keyword and leading ``--flags`` (Docker's ``splitCommand``)."""
-    parts = _WHITESPACE.split(line.strip(), maxsplit=1)
-    if len(parts) < 2:
-        return SplitLine(parts[0], (), "")
-    rest, flags = extract_flags(parts[1])
-    return SplitLine(parts[0], tuple(flags), rest.strip())
+    return SplitLine(*split_command(line))
+
+
+def split_command(line: str) -> tuple[str, tuple[str, ...], str]:
+    """``split_line`` as a plain tuple (the parser calls it once per instruction)."""
+    line = line.strip()
+    keyword, space, after = line.partition(" ")
+    if not space or _OTHER_BLANKS.search(keyword):  # a tab, \v, \f or \r may end the keyword
+        parts = _WHITESPACE.split(line, maxsplit=1)
+        if len(parts) < 2:
+            return parts[0], (), ""
+        keyword, after = parts
+    # ``after`` may start with more blanks than the regex split would leave: extract_flags
+    # skips leading whitespace anyway.
+    if not after.lstrip().startswith("--"):
+        return keyword, (), after.strip()
+    rest, flags = extract_flags(after)
+    return keyword, tuple(flags), rest.strip()
 
 
 def extract_flags(text: str) -> tuple[str, list[str]]:
@@ -72,6 +90,11 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
             return "", flags
         if not text.startswith("--", pos):
             return text[pos:], flags
+        plain = _PLAIN_FLAGS.match(text, pos)
+        if plain is not None:  # a run of unquoted flags (not a lone "--"), split at once
+            flags += plain.group().split()
+            pos = plain.end()
+            continue
         word, pos, blank_ok = _flag_word(text, pos)
         if word == "--":
             return text[pos:], flags
@@ -81,6 +104,9 @@ def extract_flags(text: str) -> tuple[str, list[str]]:
 
 def _flag_word(text: str, pos: int) -> tuple[str, int, bool]:
     """Read one flag word starting at ``pos``; return it, the end position, and if it was quoted."""
+    plain = _NON_SPACE.match(text, pos)
+    if plain is not None and not _FLAG_SPECIAL.search(plain.group()):
+        return plain.group(), plain.end(), False  # the common case, without a loop per character
     word: list[str] = []
     quote = ""
     quoted = False
@@ -105,53 +131,31 @@ def _flag_word(text: str, pos: int) -> tuple[str, int, bool]:
     return "".join(word), pos, quoted
 
 
+_QUOTE_AWARE: dict[str, re.Pattern[str]] = {}
+
+
+def _quote_aware_word(escape: str) -> re.Pattern[str]:
+    """One word of ``quote_aware_words``: runs of plain characters, ``escape`` + any character,
+    and quoted spans (to the closing quote, or to the end when unterminated).
+
+    The words are substrings of the text (quotes and escapes are kept), so one regex finds them
+    all; a lone escape at the very end matches nothing, which drops it as Docker does.
+    """
+    pattern = _QUOTE_AWARE.get(escape)
+    if pattern is None:
+        e = re.escape(escape)
+        pattern = re.compile(
+            rf"(?:[^\s'\"{e}]+|{e}.|\"(?:[^\"{e}]+|{e}.)*\"?|'[^']*'?)+", re.DOTALL
+        )
+        _QUOTE_AWARE[escape] = pattern
+    return pattern
+
+
 def quote_aware_words(text: str, escape: str = "\\") -> list[str]:
     """Split on whitespace outside quotes, keeping quotes and escapes (Docker's ``parseWords``)."""
-    words: list[str] = []
-    word: list[str] = []
-    blank_ok = False
-    quote = ""
-    pos = 0
-    n = len(text)
-    in_word = False
-    while pos < n:
-        ch = text[pos]
-        if not in_word:
-            if ch.isspace():
-                pos += 1
-                continue
-            in_word = True
-        if not quote:
-            if ch.isspace():
-                if blank_ok or word:
-                    words.append("".join(word))
-                word, blank_ok, in_word = [], False, False
-                pos += 1
-                continue
-            if ch in "'\"":
-                quote, blank_ok = ch, True
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue  # an escape at the very end is dropped
-                word.append(ch)
-                pos += 1
-                ch = text[pos]
-        else:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote != "'":
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                word.append(ch)
-                pos += 1
-                ch = text[pos]
-        word.append(ch)
-        pos += 1
-    if in_word and (blank_ok or word):
-        words.append("".join(word))
-    return words
+    if "'" not in text and '"' not in text and escape not in text:
+        return text.split()  # str.split's whitespace is exactly str.isspace, as in Docker's
+    return _quote_aware_word(escape).findall(text)
 
 
 def whitespace_words(text: str) -> list[str]:
