@@ -127,7 +127,9 @@ class Transport:
                     raise RegistryError(
                         f"{method} {_safe_url(url)} failed{tries}: {exc}",
                         reference=reference,
-                        hint="check that the registry is reachable (and the --insecure setting)",
+                        hint="check that the registry is reachable (and, for a plain-HTTP "
+                        "registry, {0})",
+                        remedies=[Remedy("insecure_registries", [host_of(url)])],
                     ) from exc
                 self.sleep(self.policy.delay(attempt))
             except NameNotFound as exc:  # DNS says no such name: asking again cannot help
@@ -185,10 +187,15 @@ class Transport:
                 stream_body.close()
 
 
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL: what ``insecure_registries`` and friends name."""
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
 def tls_error(exc: TLSError, url: str, reference: str) -> RegistryError:
     """A ``RegistryError`` explaining a TLS failure and which flag addresses it."""
     text = str(exc).lower()
-    host = url.split("://", 1)[-1].split("/", 1)[0]
+    host = host_of(url)
     # Remedies are option names and values; the CLI spells them as flags, the API as keywords.
     remedies: tuple[Remedy, ...]
     if "wrong version number" in text or "record layer failure" in text:
