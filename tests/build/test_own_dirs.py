@@ -18,6 +18,7 @@ import pytest
 from kiln.build import own_dirs, workspace
 from kiln.build.builder import build
 from kiln.build.options import BuildOptions
+from kiln.cli.hints import render_for_cli
 from kiln.context import LocalContext
 from kiln.errors import BuildError
 
@@ -94,7 +95,8 @@ def test_the_work_dir_never_falls_back_to_the_current_directory(
     monkeypatch.setattr(tempfile, "gettempdir", lambda: os.getcwd())
     with pytest.raises(BuildError, match="no usable temporary directory") as caught:
         workspace.Workspace(None, None)
-    assert "--work-dir" in (caught.value.hint or "")
+    assert "point work_dir=... at a writable directory" in str(caught.value)
+    assert "point --work-dir at a writable directory" in render_for_cli(caught.value)
 
     def nothing_usable() -> str:
         raise FileNotFoundError("No usable temporary directory found in ['/tmp']")

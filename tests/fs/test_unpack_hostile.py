@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kiln.cli.hints import render_for_cli
 from kiln.errors import LayerError, UnsafePathError
 from kiln.fs import ProtectedPaths, apply_layer
 
@@ -239,9 +240,14 @@ def test_replacing_a_directory_that_holds_protected_paths_is_refused(tmp_path: P
     root, protected = _protected_world(tmp_path)
     before = _snapshot(root, protected)
     tar = make_tar(entry("var", data=b"a file where a directory holds /var/run"))
-    with pytest.raises(UnsafePathError, match="would replace /var, which holds protected paths"):
+    with pytest.raises(
+        UnsafePathError, match="would replace /var, which holds protected paths"
+    ) as info:
         apply_layer(tar, root, protected=protected)
     assert _snapshot(root, protected) == before
+    # The hint in the caller's language: keyword arguments here, flags on the command line.
+    assert "use isolation='chroot' or isolation='namespaces'" in str(info.value)
+    assert "use --isolation chroot or --isolation namespaces" in render_for_cli(info.value)
 
 
 def test_entries_named_inside_protected_paths_are_dropped(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from kiln.build.inplace_root import (
     save,
     unpack,
 )
+from kiln.cli.hints import render_for_cli
 from kiln.errors import SandboxError, UnsafePathError
 
 
@@ -152,8 +153,12 @@ def test_outside_a_container_inplace_needs_force(
     monkeypatch.setattr(inplace_root, "INIT_CGROUP", cgroup)
     root = tmp_path / "root"
     root.mkdir()
-    with pytest.raises(SandboxError, match="outside a container"):
+    with pytest.raises(SandboxError, match="outside a container") as info:
         check_container(False, root)
+    assert "pass force=True if this machine is one" in str(info.value)
+    assert "pass --force if this machine is one, or use --isolation namespaces" in (
+        render_for_cli(info.value)
+    )
     assert check_container(True, root) == "--force given"
     (root / ".dockerenv").touch()
     assert check_container(False, root) == "/.dockerenv exists"

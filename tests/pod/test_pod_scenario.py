@@ -192,7 +192,7 @@ def test_a_non_root_executor_builds_without_run_and_says_what_it_needs(
     assert "no usable temporary directory for kiln's work dir (tried /tmp, /var/tmp" in (
         read_only_run.stderr
     )
-    assert "hint: give --work-dir DIR" in read_only_run.stderr
+    assert "hint: point --work-dir at a writable directory" in read_only_run.stderr
     # Without a user namespace: the same, as the plain user.
     for name in ("no-userns-copy", "no-userns-run"):
         assert "cannot enter a user namespace" in results[name].stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kiln.cli.hints import render_for_cli
 from kiln.errors import RegistryError
 from kiln.net import ConnectError, NameNotFound, TLSError
 from kiln.registry import RegistryClient
@@ -68,6 +69,15 @@ def test_a_refused_port_is_named_and_retried() -> None:
     assert "failed after 4 attempts" in str(error)
     assert isinstance(error.__cause__, ConnectError)
     assert len(waits) == 3
+    assert str(error).endswith("hint: check that the registry is reachable")  # already HTTP
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_a_refused_https_port_suggests_marking_the_registry_plain_http() -> None:
+    host = f"127.0.0.1:{free_port()}"
+    error, _ = _fail(host, retries=0)
+    assert f"mark it with insecure_registries=['{host}']" in str(error)
+    assert f"mark it with --insecure-registry {host}" in render_for_cli(error)
 
 
 def test_a_dead_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

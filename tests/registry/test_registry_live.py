@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kiln.cli.hints import render_for_cli
 from kiln.errors import AuthError, RegistryError, UsageError
 from kiln.registry import Reference, RegistryClient, load_credentials, pull_image
 from tests.conftest import DockerConfigFactory
@@ -166,6 +167,8 @@ def test_platform_selection_from_index(registry: RegistryServer) -> None:
     assert got_arm.manifest_digest == arm.digest
     assert got_armv7.manifest_digest == armv7.digest
     assert "linux/arm/v7" in str(caught.value)
+    assert "choose one of the listed platforms with platform=..." in str(caught.value)
+    assert "choose one of the listed platforms with --platform" in render_for_cli(caught.value)
 
 
 # ------------------------------------------------------------------------------- auth

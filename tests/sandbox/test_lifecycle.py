@@ -144,7 +144,9 @@ def test_without_cap_sys_admin_it_explains_and_cleans_up(
     assert out.splitlines() == [
         "namespaces backend needs CAP_SYS_ADMIN",
         "create mount, pid, uts, ipc namespaces: Operation not permitted",
-        "hint: needs root with CAP_SYS_ADMIN; try --isolation chroot",
+        "hint: the namespaces and chroot isolations need root with CAP_SYS_ADMIN; "
+        "isolation='auto' picks what this environment allows (inplace in a container without "
+        "CAP_SYS_ADMIN, a rootless build for a non-root user)",
     ]
     assert sorted(os.listdir(rootfs)) == before
 

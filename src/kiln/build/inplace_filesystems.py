@@ -30,7 +30,7 @@ from kiln.build.inplace_root import (
 from kiln.build.options import BuildOptions
 from kiln.build.state import LayerRef
 from kiln.build.workspace import Workspace
-from kiln.errors import BuildError
+from kiln.errors import BuildError, Remedy
 from kiln.fs import Changes, StageFilesystem, WalkStage, apply_layer, open_layer
 
 log = logging.getLogger("kiln")
@@ -54,8 +54,9 @@ class InplaceFilesystems:
         kiln_dir = _inside(self.root, options.kiln_dir)
         if kiln_dir is None:
             raise BuildError(
-                f"--kiln-dir {options.kiln_dir} is not inside the build root {self.root}",
-                hint="give the directory that holds kiln itself, e.g. --kiln-dir /kiln",
+                f"kiln's directory {options.kiln_dir} is not inside the build root {self.root}",
+                hint="give the directory that holds kiln itself, e.g. {0}",
+                remedies=[Remedy("kiln_dir", "/kiln")],
             )
         inside = (_inside(self.root, path) for path in _kept(options, workspace))
         protected = [rel for rel in inside if rel]
@@ -134,8 +135,9 @@ class InplaceStage:
         if clash:
             raise BuildError(
                 f"COPY/ADD wrote into /{clash[0]}, which the inplace isolation keeps out of "
-                "every image (kiln's own directory, a mount or an --ignore-path)",
-                hint="copy to another destination, or use --isolation chroot/namespaces",
+                "every image (kiln's own directory, a mount or an ignored path)",
+                hint="copy to another destination, or use {0} or {1}",
+                remedies=[Remedy("isolation", "chroot"), Remedy("isolation", "namespaces")],
             )
         return self._walk.diff(written)
 

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from kiln.errors import SandboxError
+from kiln.errors import Remedy, SandboxError
 from kiln.fs import (
     Changes,
     ProtectedPaths,
@@ -93,8 +93,13 @@ def check_container(force: bool, root: Path = Path("/")) -> str:
     raise SandboxError(
         "refusing the inplace isolation outside a container: it replaces every file of / "
         "with the base image",
-        hint="run kiln in a throwaway container, pass --force if this machine is one, or use "
-        "--isolation chroot/namespaces",
+        hint="run kiln in a throwaway container, pass {0} if this machine is one, or use "
+        "{1} or {2}",
+        remedies=[
+            Remedy("force", True),
+            Remedy("isolation", "namespaces"),
+            Remedy("isolation", "chroot"),
+        ],
     )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiln.build.inplace_root import container_hint
-from kiln.errors import SandboxError, UsageError
+from kiln.errors import Remedy, SandboxError, UsageError
 from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, Runner, RunSpec
 from kiln.sandbox.userns import current_mapping, inside_user_namespace
 
@@ -102,7 +102,8 @@ def _require(isolation: str) -> None:
     if problem is not None:
         raise SandboxError(
             f"the {isolation} isolation cannot run here: {problem}",
-            hint="--isolation auto picks the best backend this environment allows",
+            hint="{0} picks the best backend this environment allows",
+            remedies=[Remedy("isolation", "auto")],
         )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kiln.build.state import LayerRef
 from kiln.build.workspace import Workspace
-from kiln.errors import BuildError, UsageError
+from kiln.errors import BuildError, Remedy, UsageError
 from kiln.fs import (
     LayerStore,
     OverlayStage,
@@ -47,7 +47,8 @@ def select_snapshotter(requested: str, workspace: Workspace) -> str:
     if requested == "overlay":
         raise BuildError(
             f"the overlay snapshotter cannot run here: {problem}",
-            hint="use --snapshotter walk (or auto) where overlay mounts are not allowed",
+            hint="use {0} (or {1}) where overlay mounts are not allowed",
+            remedies=[Remedy("snapshotter", "walk"), Remedy("snapshotter", "auto")],
         )
     log.info("Snapshotter: walk (overlay mounts are not possible here: %s)", problem)
     return "walk"

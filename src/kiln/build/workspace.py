@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from kiln.errors import BuildError
+from kiln.errors import BuildError, Remedy
 from kiln.fs import BlobStore, remove_tree
 from kiln.sandbox.userns import current_mapping
 
@@ -47,8 +47,9 @@ def default_parent() -> Path:
         raise BuildError(
             f"no usable temporary directory for kiln's work dir (tried {', '.join(tried)}; "
             f"{who} needs to create files in one of them)",
-            hint="give --work-dir DIR (writable, outside the build context), set TMPDIR, or "
+            hint="point {0} at a writable directory outside the build context, set TMPDIR, or "
             "mount a writable volume (an emptyDir) at /tmp",
+            remedies=[Remedy("work_dir")],
         )
     return Path(found)
 
@@ -67,7 +68,8 @@ class Workspace:
         except OSError as exc:
             raise BuildError(
                 f"cannot create kiln's work dir in {parent}: {exc.strerror}",
-                hint="give --work-dir DIR, a directory kiln may write to",
+                hint="point {0} at a directory kiln may write to",
+                remedies=[Remedy("work_dir")],
             ) from exc
         self._given = (work_dir, cache_dir)
         store_root = cache_dir if cache_dir is not None else self.root / "cache"

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from kiln.errors import LayerError
+from kiln.errors import LayerError, Remedy
 
 from ._mount import MNT_DETACH, mount, umount
 
@@ -48,6 +48,8 @@ TRUSTED_PREFIX = "trusted.overlay."
 _MAX_OPTIONS = 4000  # mount(2) copies at most one page of options
 #: Layers (lower directories plus nothing else) one overlay mount takes here (module docstring).
 MAX_LAYERS = 170
+#: The remedy for every overlay failure: the walk snapshotter needs no mounts.
+WALK = Remedy("snapshotter", "walk")
 
 
 def overlay_problem(scratch: Path) -> str | None:
@@ -187,7 +189,8 @@ class OverlayRootfs:
             raise LayerError(
                 f"{len(self._layers)} layers are too many for one overlay mount "
                 f"(at most {MAX_LAYERS})",
-                hint="use --snapshotter walk, or squash some steps into one RUN",
+                hint="use {0}, or squash some steps into one RUN",
+                remedies=[WALK],
             )
         # The mount resolves these paths through our descriptors; they are closed right after.
         links, upper, work = (
@@ -203,7 +206,8 @@ class OverlayRootfs:
             if len(data) > _MAX_OPTIONS:
                 raise LayerError(
                     f"{len(self._layers)} layers do not fit one overlay mount's options",
-                    hint="use a shorter --work-dir, or --snapshotter walk",
+                    hint="use a shorter {0}, or {1}",
+                    remedies=[Remedy("work_dir"), WALK],
                 )
             if self._mounts:  # the last (volatile) mount of this work dir left its marker
                 _remove_volatile_marker(self._work)
@@ -212,7 +216,8 @@ class OverlayRootfs:
         except OSError as exc:
             raise LayerError(
                 f"cannot mount the overlay for {self.rootfs}: {exc.strerror}",
-                hint="use --snapshotter walk where overlay mounts are not allowed",
+                hint="use {0} where overlay mounts are not allowed",
+                remedies=[WALK],
             ) from exc
         finally:
             for fd in (links, upper, work):

@@ -16,16 +16,18 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kiln.errors import UnsafePathError
+from kiln.errors import Remedy, UnsafePathError
 
 from .securejoin import secure_join_str
 
 #: What the protected paths are, for messages (the inplace isolation is their only user).
-WHAT = "kiln's own directory, a mount or an --ignore-path"
+WHAT = "kiln's own directory, a mount or an ignored path"
 HINT = (
     "a base image or COPY/ADD must not reach these paths, also not through a symlink; "
-    "use --isolation chroot/namespaces, or copy elsewhere"
+    "use {0} or {1}, or copy elsewhere"
 )
+#: The options ``HINT`` names (spelled as flags or keyword arguments by whoever shows it).
+REMEDIES = (Remedy("isolation", "chroot"), Remedy("isolation", "namespaces"))
 
 
 @dataclass(frozen=True)

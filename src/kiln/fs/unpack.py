@@ -42,6 +42,7 @@ from kiln.errors import LayerError, UnsafePathError
 from .metadata import WarnOnce, apply_metadata, has_xattrs, mtime_ns, set_times
 from .names import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, clean_name, whiteout_target
 from .protected import HINT as PROTECTED_HINT
+from .protected import REMEDIES as PROTECTED_REMEDIES
 from .protected import WHAT as PROTECTED_WHAT
 from .protected import ProtectedPaths, remove_unprotected
 from .securejoin import secure_join_str
@@ -459,6 +460,7 @@ class _Unpacker:
                         f"a layer entry would replace /{rel}, which holds protected paths "
                         f"({PROTECTED_WHAT})",
                         hint=PROTECTED_HINT,
+                        remedies=PROTECTED_REMEDIES,
                     )
                 if stat.S_ISDIR(st.st_mode) and not protected.covers(rel):
                     self.forget_dirs()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.errors import RegistryError, UsageError
+from kiln.errors import RegistryError, Remedy, UsageError
 from kiln.image.config import ImageConfig
 from kiln.image.errors import ImageFormatError
 from kiln.image.platform import Platform, compatibility_rank
@@ -115,7 +115,8 @@ def check_platform(have: Platform, platform: PlatformSpec, where: str) -> None:
         raise RegistryError(
             f"no image for platform {wanted}: it is a single-platform image for {have}",
             reference=where,
-            hint=f"build with --platform {have}, or use a base image that provides {wanted}",
+            hint=f"build with {{0}}, or use a base image that provides {wanted}",
+            remedies=[Remedy("platform", str(have))],
         )
 
 
@@ -231,7 +232,8 @@ def resolve_image(
                 f"no image for platform {wanted} in the index (has: "
                 f"{_describe_platforms(document)})",
                 reference=where,
-                hint="choose one of the listed platforms with --platform",
+                hint="choose one of the listed platforms with {0}",
+                remedies=[Remedy("platform")],
             )
         index_digest = index_digest or digest
         reference = str(entry["digest"])

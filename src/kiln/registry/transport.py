@@ -124,10 +124,8 @@ class Transport:
             except TRANSIENT as exc:  # refused, reset, timed out, or the answer cut short
                 if attempt >= retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise RegistryError(
-                        f"{method} {_safe_url(url)} failed{tries}: {exc}",
-                        reference=reference,
-                        hint="check that the registry is reachable (and the --insecure setting)",
+                    raise unreachable(
+                        f"{method} {_safe_url(url)} failed{tries}: {exc}", url, reference
                     ) from exc
                 self.sleep(self.policy.delay(attempt))
             except NameNotFound as exc:  # DNS says no such name: asking again cannot help
@@ -185,10 +183,32 @@ class Transport:
                 stream_body.close()
 
 
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL: what ``insecure_registries`` and friends name."""
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def unreachable(message: str, url: str, reference: str) -> RegistryError:
+    """A ``RegistryError`` for a registry that did not answer. Over HTTPS, the registry may
+    serve plain HTTP only (on another port, so nothing answers TLS here): the hint names the
+    option that says so; a plain-HTTP request already has it."""
+    if not url.startswith("https://"):
+        return RegistryError(
+            message, reference=reference, hint="check that the registry is reachable"
+        )
+    return RegistryError(
+        message,
+        reference=reference,
+        hint="check that the registry is reachable (and, if it serves plain HTTP, mark it "
+        "with {0})",
+        remedies=[Remedy("insecure_registries", [host_of(url)])],
+    )
+
+
 def tls_error(exc: TLSError, url: str, reference: str) -> RegistryError:
     """A ``RegistryError`` explaining a TLS failure and which flag addresses it."""
     text = str(exc).lower()
-    host = url.split("://", 1)[-1].split("/", 1)[0]
+    host = host_of(url)
     # Remedies are option names and values; the CLI spells them as flags, the API as keywords.
     remedies: tuple[Remedy, ...]
     if "wrong version number" in text or "record layer failure" in text:

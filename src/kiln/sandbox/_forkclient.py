@@ -101,7 +101,7 @@ class ForkServer:
             os.close(report_read)
             os.close(status_read)
         if failure is not None:
-            raise SandboxError(failure.message, hint=failure.hint)
+            raise SandboxError(failure.message, hint=failure.hint, remedies=failure.remedies)
         return status
 
     def start_probe(self) -> PendingProbe:

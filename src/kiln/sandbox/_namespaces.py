@@ -12,10 +12,20 @@ import fcntl
 import socket
 import struct
 
+from kiln.errors import Remedy
 from kiln.sandbox import _libc
 from kiln.sandbox._report import SetupFailure, from_os_error
 
-PRIVILEGE_HINT = "needs root with CAP_SYS_ADMIN; try --isolation chroot"
+#: For a set-up step refused for lack of privilege. Both the namespaces and the chroot backend
+#: mount /proc, /dev and /sys (in a mount namespace of their own), so both need CAP_SYS_ADMIN;
+#: suggesting the other one would be wrong. ``auto`` picks what works: a rootless build for a
+#: non-root user allowed user namespaces, ``inplace`` for root in a container without it.
+PRIVILEGE_HINT = (
+    "the namespaces and chroot isolations need root with CAP_SYS_ADMIN; {0} picks what this "
+    "environment allows (inplace in a container without CAP_SYS_ADMIN, a rootless build for a "
+    "non-root user)"
+)
+PRIVILEGE_REMEDIES = (Remedy("isolation", "auto"),)
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -85,6 +95,12 @@ def bring_up_loopback() -> None:
         raise from_os_error("bring up the loopback interface", exc) from exc
 
 
+def lacking_privilege(what: str, exc: OSError) -> SetupFailure:
+    """The failure of a step refused for lack of privilege, with the isolation hint."""
+    return from_os_error(what, exc, PRIVILEGE_HINT, PRIVILEGE_REMEDIES)
+
+
 def _privileged(what: str, exc: OSError) -> SetupFailure:
-    hint = PRIVILEGE_HINT if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS) else None
-    return from_os_error(what, exc, hint)
+    if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+        return lacking_privilege(what, exc)
+    return from_os_error(what, exc)

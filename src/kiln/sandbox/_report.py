@@ -9,26 +9,38 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+
+from kiln.errors import Remedy
 
 
 class SetupFailure(Exception):
-    """A sandbox set-up step failed; ``hint`` says what the user can do about it."""
+    """A sandbox set-up step failed; ``hint`` says what the user can do about it, with
+    ``{0}``... standing for ``remedies`` (options, spelled by the edge: see ``KilnError``)."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, remedies: Sequence[Remedy] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.remedies = tuple(remedies)
 
 
-def from_os_error(what: str, exc: OSError, hint: str | None = None) -> SetupFailure:
+def from_os_error(
+    what: str, exc: OSError, hint: str | None = None, remedies: Sequence[Remedy] = ()
+) -> SetupFailure:
     """``"mount proc on /x: Operation not permitted"`` from an ``OSError``."""
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    return SetupFailure(f"{what}: {reason}", hint)
+    return SetupFailure(f"{what}: {reason}", hint, remedies if hint else ())
 
 
 def send(fd: int, failure: SetupFailure) -> None:
     """Write ``failure`` to the report pipe (a single small write, so it is atomic)."""
-    payload = json.dumps({"message": failure.message, "hint": failure.hint}).encode()
+    remedies = [[remedy.option, remedy.value] for remedy in failure.remedies]
+    payload = json.dumps(
+        {"message": failure.message, "hint": failure.hint, "remedies": remedies}
+    ).encode()
     os.write(fd, payload + b"\n")
 
 
@@ -42,6 +54,7 @@ def receive(fd: int) -> SetupFailure | None:
         return None
     try:
         data = json.loads(first)
-        return SetupFailure(str(data["message"]), data.get("hint"))
+        remedies = [Remedy(str(option), value) for option, value in data.get("remedies", ())]
+        return SetupFailure(str(data["message"]), data.get("hint"), remedies)
     except (ValueError, KeyError, TypeError):
         return SetupFailure(f"sandbox helper sent a garbled report: {first[:200]!r}")

@@ -24,7 +24,7 @@ import stat
 
 from kiln.sandbox import _libc
 from kiln.sandbox._devices import DEVICES
-from kiln.sandbox._namespaces import PRIVILEGE_HINT
+from kiln.sandbox._namespaces import lacking_privilege
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox._report import from_os_error
 
@@ -99,7 +99,7 @@ def _mount_dev(target: str) -> None:
         _libc.mount("devpts", pts, "devpts", flags, options + ",gid=5")
     except OSError as exc:
         if exc.errno != errno.EINVAL:
-            raise from_os_error(f"mount devpts on {pts}", exc, PRIVILEGE_HINT) from exc
+            raise lacking_privilege(f"mount devpts on {pts}", exc) from exc
         # gid 5 (tty) does not exist in a single-id user namespace; ptys then belong to root.
         _mount("devpts", pts, "devpts", flags, options, what=f"mount devpts on {pts}")
     shm = f"{target}/shm"
@@ -163,7 +163,7 @@ def _pivot_root(root: str) -> None:
             _libc.pivot_root(".", ".")
         except OSError as exc:
             if exc.errno != errno.EINVAL:
-                raise from_os_error(f"pivot_root into {root}", exc, PRIVILEGE_HINT) from exc
+                raise lacking_privilege(f"pivot_root into {root}", exc) from exc
             # The host root cannot be pivoted away (e.g. it is an initramfs): chroot instead.
             os.chroot(".")
         else:
@@ -187,8 +187,9 @@ def _mount(
     try:
         _libc.mount(source, target, fstype, flags, data)
     except OSError as exc:
-        hint = PRIVILEGE_HINT if exc.errno in (errno.EPERM, errno.EACCES) else None
-        raise from_os_error(what, exc, hint) from exc
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise lacking_privilege(what, exc) from exc
+        raise from_os_error(what, exc) from exc
 
 
 __all__ = ["enter_rootfs", "mount_kernel_filesystems"]
