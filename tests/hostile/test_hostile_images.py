@@ -36,12 +36,7 @@ from tests.pod.test_pod_scenario import KUBERNETES_DEFAULT_CAPS
 from tests.support.base_image import push_layout
 from tests.support.podman import Podman
 from tests.support.registry_server import RegistryServer
-from tests.support.rootless import (
-    SYSTEM_PYTHON,
-    portable_kiln,
-    rootless_user,
-    system_python_matches,
-)
+from tests.support.rootless import rootless_user, shared_kiln
 
 pytestmark = pytest.mark.root
 
@@ -147,15 +142,8 @@ def test_host_attacks_as_root(
 @pytest.fixture(scope="module")
 def shared_dir() -> Iterator[Path]:
     """A directory every user can read, with a copy of kiln the rootless user can import."""
-    if os.geteuid() != 0 or not system_python_matches():
-        pytest.fail("rootless tests need root (to create users) and /usr/bin/python3 == this one")
-    path = Path(tempfile.mkdtemp(prefix="kiln-hostile-rootless-"))
-    try:
-        path.chmod(0o755)
-        portable_kiln(path / "py")
+    with shared_kiln("kiln-hostile-rootless-") as path:
         yield path
-    finally:
-        subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
 def test_host_attacks_rootless(
@@ -170,16 +158,9 @@ def test_host_attacks_rootless(
         for attack in chosen:
             context = _context(shared_dir / "ctx", attack, images[attack.tag])
             subprocess.run(["chmod", "-R", "a+rX", str(shared_dir / "ctx")], check=True)
-            work = shared_dir / f"work-{attack.tag}"
-            work.mkdir()
-            os.chown(work, user.uid, user.gid)
-            result = subprocess.run(
-                user.command(
-                    f"PYTHONPATH={shared_dir / 'py'}", str(SYSTEM_PYTHON), "-m", "kiln.cli.main",
-                    "build", "--no-push", "--insecure-registry", registry.host,
-                    "--work-dir", str(work), str(context),
-                ),
-                capture_output=True, text=True, timeout=300, check=False,
+            result = user.run_kiln(
+                shared_dir, shared_dir / f"work-{attack.tag}",
+                "build", "--no-push", "--insecure-registry", registry.host, str(context),
             )  # fmt: skip
             _judge(attack, result.returncode, result.stderr, "rootless")
             if attack.fails is None:

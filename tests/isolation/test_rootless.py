@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.registry_server import RegistryServer
-from tests.support.rootless import (
-    SYSTEM_PYTHON,
-    RootlessUser,
-    portable_kiln,
-    rootless_user,
-    system_python_matches,
-)
+from tests.support.rootless import RootlessUser, rootless_user, shared_kiln
 from tests.support.tools import umoci_unpack
 
 pytestmark = pytest.mark.root
@@ -32,16 +24,9 @@ DOCKERFILE = """
 
 @pytest.fixture(scope="module")
 def shared_dir() -> Iterator[Path]:
-    """A directory every user can read (pytest's tmp_path is private to root)."""
-    if os.geteuid() != 0 or not system_python_matches():
-        pytest.fail("rootless tests need root (to create users) and /usr/bin/python3 == this one")
-    path = Path(tempfile.mkdtemp(prefix="kiln-rootless-"))
-    try:
-        path.chmod(0o755)
-        portable_kiln(path / "py")
+    """A directory every user can read, with a copy of kiln the rootless user can import."""
+    with shared_kiln("kiln-rootless-") as path:
         yield path
-    finally:
-        subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
 def _build(user: RootlessUser, shared: Path, registry: RegistryServer, base: str, ref: str) -> str:
@@ -49,18 +34,11 @@ def _build(user: RootlessUser, shared: Path, registry: RegistryServer, base: str
     context.mkdir()
     (context / "Dockerfile").write_text(textwrap.dedent(DOCKERFILE.format(base=base)))
     (context / "file.txt").write_text("copied\n")
-    work = shared / f"work-{user.name}"
-    work.mkdir()
-    os.chown(work, user.uid, user.gid)
     context.chmod(0o755)
-    result = subprocess.run(
-        user.command(
-            f"PYTHONPATH={shared / 'py'}",
-            str(SYSTEM_PYTHON), "-m", "kiln.cli.main", "build", "-t", ref,
-            "--insecure-registry", registry.host, "--work-dir", str(work), str(context),
-        ),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    work = shared / f"work-{user.name}"
+    result = user.run_kiln(
+        shared, work, "build", "-t", ref, "--insecure-registry", registry.host, str(context)
+    )
     assert result.returncode == 0, result.stderr
     assert list(work.iterdir()) == [], "the build left files behind"
     return result.stderr

@@ -20,7 +20,7 @@ import pytest
 from tests.isolation.test_rootless import shared_dir
 from tests.support.base_image import make_oci_layout, push_layout
 from tests.support.registry_server import RegistryServer
-from tests.support.rootless import SYSTEM_PYTHON, rootless_user
+from tests.support.rootless import rootless_user
 from tests.support.tools import run_kiln, umoci_unpack
 
 pytestmark = pytest.mark.root
@@ -116,17 +116,9 @@ def test_rootless_opens_no_image_device(
     shared.mkdir()
     ref = f"{registry.host}/devices/rootless:1"
     with rootless_user(subordinate_ids=True) as user:
-        work = shared / "work"
-        work.mkdir()
-        os.chown(work, user.uid, user.gid)
-        result = subprocess.run(
-            user.command(
-                f"PYTHONPATH={shared_dir / 'py'}",
-                str(SYSTEM_PYTHON), "-m", "kiln.cli.main", "build", "-t", ref,
-                "--insecure-registry", registry.host, "--work-dir", str(work),
-                str(_context(shared, device_base)),
-            ),
-            capture_output=True, text=True, timeout=300, check=False,
+        result = user.run_kiln(
+            shared_dir, shared / "work", "build", "-t", ref,
+            "--insecure-registry", registry.host, str(_context(shared, device_base)),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Isolation: namespaces (rootless" in result.stderr

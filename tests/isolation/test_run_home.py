@@ -7,8 +7,6 @@ records what each step saw, and by a non-root user writing into ``$HOME``.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 from kiln.build.executor import with_home
 from tests.isolation.test_rootless import shared_dir
 from tests.support.registry_server import RegistryServer
-from tests.support.rootless import SYSTEM_PYTHON, rootless_user
+from tests.support.rootless import rootless_user
 from tests.support.tools import run_kiln, umoci_unpack
 
 pytestmark = pytest.mark.root
@@ -82,17 +80,9 @@ def test_home_rootless(
     shared.mkdir()
     ref = f"{registry.host}/home/rootless:1"
     with rootless_user(subordinate_ids=True) as user:
-        work = shared / "work"
-        work.mkdir()
-        os.chown(work, user.uid, user.gid)
-        result = subprocess.run(
-            user.command(
-                f"PYTHONPATH={shared_dir / 'py'}",
-                str(SYSTEM_PYTHON), "-m", "kiln.cli.main", "build", "-t", ref,
-                "--insecure-registry", registry.host, "--work-dir", str(work),
-                str(_context(shared, base_image)),
-            ),
-            capture_output=True, text=True, timeout=300, check=False,
+        result = user.run_kiln(
+            shared_dir, shared / "work", "build", "-t", ref,
+            "--insecure-registry", registry.host, str(_context(shared, base_image)),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Isolation: namespaces (rootless" in result.stderr

@@ -8,17 +8,21 @@ dependencies, taken from the running interpreter.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 import kiln
 
@@ -69,6 +73,21 @@ def system_python_matches() -> bool:
     return out == str(tuple(sys.version_info[:2]))
 
 
+@contextmanager
+def shared_kiln(prefix: str) -> Iterator[Path]:
+    """A directory every user can read (pytest's tmp_path is private to root), holding under
+    ``py/`` a copy of kiln a rootless user can import; removed afterwards."""
+    if os.geteuid() != 0 or not system_python_matches():
+        pytest.fail("rootless tests need root (to create users) and /usr/bin/python3 == this one")
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        path.chmod(0o755)
+        portable_kiln(path / "py")
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
 @dataclass(frozen=True)
 class RootlessUser:
     """A throwaway login created with ``useradd``."""
@@ -85,6 +104,19 @@ class RootlessUser:
             "env", "-i", f"HOME={self.home}", f"USER={self.name}",
             "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", *argv,
         ]  # fmt: skip
+
+    def run_kiln(self, shared: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``kiln ARGS --work-dir WORK`` as this user, importing the copy of kiln that
+        ``shared_kiln`` made in ``shared``; ``work`` is created, owned by the user."""
+        work.mkdir()
+        os.chown(work, self.uid, self.gid)
+        return subprocess.run(
+            self.command(
+                f"PYTHONPATH={shared / 'py'}", str(SYSTEM_PYTHON), "-m", "kiln.cli.main",
+                *args, "--work-dir", str(work),
+            ),
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
 
 
 @contextmanager
