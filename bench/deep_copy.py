@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiln.build.copy_files import CopyJob
-from kiln.build.effects import CopyEffect
+from kiln.builder.copy_files import CopyJob
+from kiln.builder.effects import CopyEffect
 from kiln.context import open_context
 from kiln.fs import Changes, write_layer
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from kiln.build.options import BuildOptions, RegistryOptions
+from kiln.builder.options import BuildOptions, RegistryOptions
 from kiln.cli.hints import as_flag
 from kiln.cli.main import make_parser
 from kiln.errors import Remedy

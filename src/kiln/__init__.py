@@ -16,19 +16,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kiln.build.api import build_image
-    from kiln.build.builder import BuildResult
-    from kiln.build.options import BuildOptions, RegistryOptions
+    from kiln.builder.api import build_image
+    from kiln.builder.builder import BuildResult
+    from kiln.builder.options import BuildOptions, RegistryOptions
     from kiln.errors import KilnError
 
 __all__ = ["BuildOptions", "BuildResult", "KilnError", "RegistryOptions", "build_image"]
 __version__ = "0.1.0"
 
 _LAZY = {
-    "build_image": "kiln.build.api",
-    "BuildResult": "kiln.build.builder",
-    "BuildOptions": "kiln.build.options",
-    "RegistryOptions": "kiln.build.options",
+    "build_image": "kiln.builder.api",
+    "BuildResult": "kiln.builder.builder",
+    "BuildOptions": "kiln.builder.options",
+    "RegistryOptions": "kiln.builder.options",
     "KilnError": "kiln.errors",
 }
 
@@ -36,8 +36,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     import importlib
 
-    if name == "build":  # the callable kiln.build package
-        return importlib.import_module("kiln.build")
+    if name == "build":  # kiln.build is kiln.build_image
+        name = "build_image"
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'kiln' has no attribute {name!r}")

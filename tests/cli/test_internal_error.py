@@ -14,12 +14,12 @@ import pytest
 
 SCRIPT = """
 import sys
-import kiln.build.builder
+import kiln.builder.builder
 
 def broken(*args, **kwargs):
     raise RuntimeError("boom")
 
-kiln.build.builder.build = broken
+kiln.builder.builder.build = broken
 from kiln.cli.main import run
 sys.argv = ["kiln", *sys.argv[1:]]
 run()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.build.prestart import isolation_if_building
+from kiln.builder.prestart import isolation_if_building
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -49,7 +49,7 @@ def _modules_after_cli(*argv: str) -> set[str]:
 
 def test_the_cli_module_loads_neither_the_builder_nor_requests() -> None:
     loaded = _modules_after("import kiln.cli.main")
-    for heavy in ("requests", "urllib3", "argparse", "kiln.build.builder", "kiln.registry"):
+    for heavy in ("requests", "urllib3", "argparse", "kiln.builder.builder", "kiln.registry"):
         assert heavy not in loaded
 
 
@@ -68,7 +68,7 @@ def test_a_build_loads_no_third_party_http_stack(tmp_path: Path) -> None:
         "build", "--no-push", "--isolation", "chroot", "--tar-path", str(out), str(context)
     )
     assert out.exists()
-    assert "kiln.build.builder" in loaded and "kiln.net.client" in loaded
+    assert "kiln.builder.builder" in loaded and "kiln.net.client" in loaded
     assert not {"requests", "urllib3", "ssl", "http.client"} & loaded
 
 

@@ -66,4 +66,3 @@ def context(context_dir: Path) -> LocalContext:
     opened = open_context(str(context_dir))
     assert isinstance(opened, LocalContext)
     return opened
-

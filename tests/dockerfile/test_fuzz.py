@@ -36,9 +36,9 @@ from types import FrameType
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiln.build.dispatch import DispatchContext, dispatch
-from kiln.build.onbuild import trigger_instructions
-from kiln.build.state import StageState
+from kiln.builder.dispatch import DispatchContext, dispatch
+from kiln.builder.onbuild import trigger_instructions
+from kiln.builder.state import StageState
 from kiln.dockerfile import check_from_lines, global_args, parse
 from kiln.dockerfile.convert import KEYWORDS, RUN_FLAGS
 from kiln.dockerfile.convert_files import ADD_FLAGS, COPY_FLAGS

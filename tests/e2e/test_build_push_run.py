@@ -265,7 +265,12 @@ def test_tarball_of_untagged_destination_loads(podman: Podman, tmp_path: Path) -
     )
     archive = tmp_path / "untagged.tar"
     result = run_kiln(
-        "build", "--no-push", "-t", "127.0.0.1:1/untagged/app", "--tar-path", str(archive),
+        "build",
+        "--no-push",
+        "-t",
+        "127.0.0.1:1/untagged/app",
+        "--tar-path",
+        str(archive),
         str(context),
     )
     assert result.returncode == 0, result.stderr

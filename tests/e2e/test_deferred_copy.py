@@ -84,7 +84,7 @@ def test_final_copy_layer_equals_a_real_copy(
 ) -> None:
     context = _context(tmp_path / "context")
     copy = f"COPY {flags} ctx/ /\n"
-    (context / "Dockerfile").write_text(f"FROM {base_image}\n{copy}CMD [\"sh\"]\n")
+    (context / "Dockerfile").write_text(f'FROM {base_image}\n{copy}CMD ["sh"]\n')
     (context / "Dockerfile.real").write_text(f"FROM {base_image}\n{copy}RUN true\n")
     deferred_log = _build(registry, context, tmp_path / "deferred" / "oci", snapshotter)
     (context / "Dockerfile").write_text((context / "Dockerfile.real").read_text())

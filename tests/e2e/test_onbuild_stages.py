@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kiln.build.stage_graph import build_order
+from kiln.builder.stage_graph import build_order
 from kiln.dockerfile import parse
 from tests.e2e.test_build_push_run import build, write_context
 from tests.support.registry_server import RegistryServer

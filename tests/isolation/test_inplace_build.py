@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from kiln.build import isolation
-from kiln.build.builder import build
-from kiln.build.effects import WorkdirEffect
-from kiln.build.executor import StageExecutor
-from kiln.build.inplace_filesystems import InplaceFilesystems
-from kiln.build.options import BuildOptions
-from kiln.build.state import LayerRef
-from kiln.build.workspace import Workspace
+from kiln.builder import isolation
+from kiln.builder.builder import build
+from kiln.builder.effects import WorkdirEffect
+from kiln.builder.executor import StageExecutor
+from kiln.builder.inplace_filesystems import InplaceFilesystems
+from kiln.builder.options import BuildOptions
+from kiln.builder.state import LayerRef
+from kiln.builder.workspace import Workspace
 from kiln.cli.build_command import options_from_args
 from kiln.cli.main import make_parser
 from kiln.context import LocalContext
@@ -138,7 +138,7 @@ def test_inplace_outside_a_container_is_refused_without_force(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(isolation, "container_hint", lambda: None)
-    monkeypatch.setattr("kiln.build.inplace_root.container_hint", lambda root: None)
+    monkeypatch.setattr("kiln.builder.inplace_root.container_hint", lambda root: None)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     options = BuildOptions(
         context=str(tmp_path), isolation="inplace", no_push=True, kiln_dir=tmp_path / "kiln"

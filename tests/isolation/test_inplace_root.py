@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.build import inplace_root
-from kiln.build.inplace_root import (
+from kiln.builder import inplace_root
+from kiln.builder.inplace_root import (
     IgnoredPaths,
     check_container,
     ignored_paths,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.build.executor import with_home
+from kiln.builder.executor import with_home
 from tests.isolation.test_rootless import shared_dir
 from tests.support.registry_server import RegistryServer
 from tests.support.rootless import rootless_user

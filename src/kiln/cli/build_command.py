@@ -12,7 +12,7 @@ import os
 import textwrap
 from pathlib import Path
 
-from kiln.build.options import BuildOptions
+from kiln.builder.options import BuildOptions
 from kiln.cli.flags import BooleanFlag, FlagHelpFormatter, FlagParser
 from kiln.cli.registry_flags import (
     add_push_extras,

@@ -5,7 +5,7 @@ hint; one place turns them into `error: ...` lines and exit statuses, and no tra
 user for a problem they can fix.
 
 SIGTERM and SIGINT stop a command the same way (`_stop_on_signals`): the build is cancelled
-(its running RUN step killed at once, see `kiln.build.cancel`), it unwinds through its normal
+(its running RUN step killed at once, see `kiln.builder.cancel`), it unwinds through its normal
 clean-up, and kiln exits 128+N (143, 130) after one line saying what was interrupted. Installing
 a handler also matters as PID 1 of a container, where the kernel drops signals that have none.
 """
@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from kiln.build.prestart import isolation_if_building, warm_up
+from kiln.builder.prestart import isolation_if_building, warm_up
 
 if TYPE_CHECKING:
     import argparse
 
-    from kiln.build.cancel import Cancellation
+    from kiln.builder.cancel import Cancellation
     from kiln.errors import Interrupted
 
 # Everything else is imported inside the functions: `main` first starts the RUN sandbox (see
-# `kiln.build.prestart`), and only then loads the builder and the registry client.
+# `kiln.builder.prestart`), and only then loads the builder and the registry client.
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm_up(early)  # the sandbox boots on another core while kiln loads itself
     import logging
 
-    from kiln.build.cancel import Cancellation
-    from kiln.build.resources import describe, exc_directory, is_resource_error
-    from kiln.build.rootless import rerun_rootless, wants_user_namespace
+    from kiln.builder.cancel import Cancellation
+    from kiln.builder.resources import describe, exc_directory, is_resource_error
+    from kiln.builder.rootless import rerun_rootless, wants_user_namespace
     from kiln.cli.build_command import options_from_args
     from kiln.cli.hints import render_for_cli
     from kiln.cli.logging_setup import setup_logging
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return status
             if options.isolation != early:
                 warm_up(options.isolation)  # the guess above missed (an abbreviated flag)
-            from kiln.build.builder import build
+            from kiln.builder.builder import build
 
             result = build(options, cancellation)
             print(result.digest)

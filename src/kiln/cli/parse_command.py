@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from kiln.build.describe import describe_dockerfile
+from kiln.builder.describe import describe_dockerfile
 from kiln.cli.flags import BooleanFlag, FlagParser
 
 

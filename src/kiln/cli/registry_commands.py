@@ -1,6 +1,6 @@
 """`kiln login`, `kiln warm` and `kiln push`: the registry commands besides `kiln build`.
 
-Why separate from build_command: each is a small parser plus a call into kiln.build; keeping them
+Why separate from build_command: each is a small parser plus a call into kiln.commands; keeping them
 here leaves the build command's (long) flag list alone. They share the registry flags.
 """
 
@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from kiln.build.registry_commands import login, push_saved, warm
 from kiln.cli.flags import BooleanFlag, FlagParser
 from kiln.cli.registry_flags import add_registry_flags, add_tls_flags, registry_options_from_args
+from kiln.commands.registry import login, push_saved, warm
 from kiln.errors import UsageError
 
 

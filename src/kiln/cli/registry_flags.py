@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kiln.build.options import RegistryOptions
+from kiln.builder.options import RegistryOptions
 from kiln.cli.flags import BooleanFlag
 from kiln.errors import UsageError
 

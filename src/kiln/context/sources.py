@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
+from kiln.closeable import Closeable
 from kiln.context import download
 from kiln.context.gitclone import clone_git_context
 from kiln.context.giturl import GitOptions, is_git_spec, parse_git_spec, redact_url
@@ -80,7 +81,7 @@ class BuildContext(Protocol):
 
 
 @dataclass(frozen=True)
-class LocalContext:
+class LocalContext(Closeable):
     """A context that is a directory on this machine; ``close`` leaves it alone.
 
     ``dockerfile`` and ``ignore_file`` record what was found, for messages and the build.
@@ -97,19 +98,8 @@ class LocalContext:
     def close(self) -> None:
         """Nothing to release: the directory belongs to the user."""
 
-    def __enter__(self) -> LocalContext:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class ExtractedContext:
+class ExtractedContext(Closeable):
     """A context unpacked into a temporary directory that ``close`` removes."""
 
     def __init__(self, local: LocalContext, tempdir: Path) -> None:
@@ -134,17 +124,6 @@ class ExtractedContext:
 
     def close(self) -> None:
         _force_rmtree(self._tempdir)
-
-    def __enter__(self) -> ExtractedContext:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _force_rmtree(path: Path) -> None:

@@ -11,7 +11,7 @@ ancestor of a changed or deleted path is added with its current metadata. Pass
 ``include_parents=False`` to write exactly ``changes.changed``.
 
 Source files (``sources``): a step may hand over regular files it never wrote into the rootfs
-(a final COPY whose files nothing reads later, see ``kiln.build.copy_files``); each becomes an
+(a final COPY whose files nothing reads later, see ``kiln.builder.copy_files``); each becomes an
 entry with the given path, mode and owner and the source's bytes, size, mtime and xattrs, as if
 it had been copied there. Creating files is the slow part of a COPY, so this skips it entirely.
 

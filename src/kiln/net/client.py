@@ -544,8 +544,10 @@ def _strip_auth(old: str, new: str) -> bool:
     before, after = urlsplit(old), urlsplit(new)
     if before.hostname != after.hostname:
         return True
-    if (before.scheme, after.scheme) == ("http", "https") and before.port in (None, 80) and (
-        after.port in (None, 443)
+    if (
+        (before.scheme, after.scheme) == ("http", "https")
+        and before.port in (None, 80)
+        and (after.port in (None, 443))
     ):
         return False
     return before.scheme != after.scheme or before.port != after.port

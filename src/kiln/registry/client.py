@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
+from kiln.closeable import Closeable
 from kiln.errors import DigestMismatchError, RegistryError, Remedy
 from kiln.net import Client, NetError, Response
 from kiln.registry import _mediatypes as mt
@@ -34,7 +34,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _STREAM_ERRORS = (NetError, OSError)
 
 
-class RegistryClient:
+class RegistryClient(Closeable):
     """Talks to one registry. Close it (or use ``with``) to release pooled connections.
 
     ``insecure`` means plain HTTP (Kaniko's ``--insecure``); ``skip_tls_verify`` keeps HTTPS
@@ -98,17 +98,6 @@ class RegistryClient:
     def close(self) -> None:
         """Release the connection pool."""
         self._session.close()
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ---------------------------------------------------------------- manifests
 

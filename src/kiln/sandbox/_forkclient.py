@@ -293,7 +293,7 @@ def probe() -> tuple[int, bytes]:
 def stop_running_steps() -> None:
     """Kill every RUN step this process runs now, whatever thread waits for it.
 
-    For stopping a build (``kiln.build.cancel``): each step's whole process tree ends, and the
+    For stopping a build (``kiln.builder.cancel``): each step's whole process tree ends, and the
     thread waiting for its status gets it at once. Takes no lock a signal handler could wait
     for forever (the server's own is re-entrant).
     """

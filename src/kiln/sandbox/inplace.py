@@ -5,7 +5,7 @@ Why: in Kaniko's model the container *is* the build root (the base image was unp
 working directory, Docker's capability bound, and the end of its background processes, which
 the chroot helper already provides (it skips ``chroot`` for ``/``). Deciding that ``/`` may be
 used this way (a container, kiln's own directory and mounts left alone) is the builder's job,
-see ``kiln.build.inplace_root``.
+see ``kiln.builder.inplace_root``.
 """
 
 from __future__ import annotations
