@@ -25,13 +25,20 @@ class Kiln:
     name = "kiln"
 
     def __init__(
-        self, work: Path, registry: str, extra: list[str], src: Path, trash: Trash
+        self,
+        work: Path,
+        registry: str,
+        extra: list[str],
+        src: Path,
+        trash: Trash,
+        name: str = "kiln",
     ) -> None:
-        self.state = work / "kiln-state"
+        self.name = name
+        self.state = work / f"{name}-state"
         self.trash = trash
         self.registry = registry
         self.extra = extra
-        self.log = work / "kiln.log"
+        self.log = work / f"{name}.log"
         self.src = src
         # Byte-compile kiln as any install does (pip, the executor image): this shell may set
         # PYTHONDONTWRITEBYTECODE, and recompiling every module would be timed on every run.

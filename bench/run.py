@@ -3,6 +3,7 @@
 
 Usage (as root, from the repository):  python3 bench/run.py [--scenarios tiny,big-layer]
 [--builders kiln,buildah,docker] [--runs N] [--work DIR] [--no-floors] [--kiln-args "..."]
+[--kiln-src kiln-NAME=DIR]
 
 Why a harness in the repository: speed claims need the same inputs, the same registry and the
 same machine for every builder, measured in interleaved runs (A B C, then B C A, ...) because
@@ -49,10 +50,22 @@ def main() -> int:
         print(f"registry {registry.host}; preparing inputs under {work}", flush=True)
         bases = push_bases(work, registry.host, names)
         scenarios = make_scenarios(work, bases, names)
+        other_kilns = dict(_named_source(spec) for spec in args.kiln_src)
         for name in args.builders.split(","):
             if name == "kiln":
                 src = _frozen_source(work) if args.freeze_source else REPO / "src"
                 builders.append(Kiln(work, registry.host, shlex.split(args.kiln_args), src, trash))
+            elif name in other_kilns:
+                builders.append(
+                    Kiln(
+                        work,
+                        registry.host,
+                        shlex.split(args.kiln_args),
+                        other_kilns[name],
+                        trash,
+                        name,
+                    )
+                )
             elif name == "buildah":
                 builders.append(Buildah(work, registry.host, trash))
             elif name == "docker":
@@ -101,7 +114,22 @@ def _parse() -> argparse.Namespace:
         action="store_true",
         help="run a copy of src/ taken at start (so edits during a long run do not leak in)",
     )
+    parser.add_argument(
+        "--kiln-src",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another kiln to compare, run from DIR (a copy of an older src/, e.g. from "
+        "`git worktree add`); name it in --builders, e.g. --builders kiln,kiln-before",
+    )
     return parser.parse_args()
+
+
+def _named_source(spec: str) -> tuple[str, Path]:
+    name, sep, directory = spec.partition("=")
+    if not sep or not name.startswith("kiln-") or not (Path(directory) / "kiln").is_dir():
+        sys.exit(f"--kiln-src wants kiln-NAME=DIR with DIR/kiln a kiln source tree, not {spec!r}")
+    return name, Path(directory).resolve()
 
 
 #: What each scenario's floor measures: the same work done by the fastest plain tools.
