@@ -44,6 +44,30 @@ def test_unknown_keyword_suggests_the_right_one(tmp_path: Path) -> None:
     assert "insecure_registry -> insecure_registries" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("destinations", ["reg.example/App:1"], "'reg.example/App:1'"),
+        ("destinations", ["reg.example/app:1", "reg.example/app:bad tag"], "'bad tag'"),
+        ("platform", "linux", "'linux'"),
+    ],
+)
+def test_malformed_references_and_platforms_are_refused_at_the_call(
+    option: str, value: object, named: str, tmp_path: Path
+) -> None:
+    """Parsed once, where the caller's text comes in: a usage error naming it, before the
+    build starts (the context does not even exist)."""
+    with pytest.raises(UsageError) as info:
+        kiln.build_image(tmp_path / "missing", no_push=True, **{option: value})
+    assert named in str(info.value)
+
+
+def test_a_destination_is_one_string_or_a_list(tmp_path: Path) -> None:
+    """A lone string is one reference, not a sequence of one-letter ones."""
+    with pytest.raises(UsageError, match=r"'reg\.example/App:1'"):
+        kiln.build_image(tmp_path, no_push=True, destinations="reg.example/App:1")
+
+
 @pytest.mark.registry
 def test_plain_http_hint_is_a_keyword_in_python_and_a_flag_in_the_cli(
     registry: RegistryServer, tmp_path: Path
