@@ -7,6 +7,7 @@ library error must name ``insecure_registries=[...]`` there, and flags only on t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,8 +58,9 @@ def test_malformed_references_and_platforms_are_refused_at_the_call(
 ) -> None:
     """Parsed once, where the caller's text comes in: a usage error naming it, before the
     build starts (the context does not even exist)."""
+    given: dict[str, Any] = {option: value}
     with pytest.raises(UsageError) as info:
-        kiln.build_image(tmp_path / "missing", no_push=True, **{option: value})
+        kiln.build_image(tmp_path / "missing", no_push=True, **given)
     assert named in str(info.value)
 
 

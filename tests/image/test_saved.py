@@ -76,10 +76,10 @@ def test_an_old_docker_save_archive_gets_gzip_layers_with_their_diff_ids(tmp_pat
     assert [layer.diff_id for layer in loaded.layers] == list(config.diff_ids)
     assert {layer.media_type for layer in loaded.layers} == {mediatypes.DOCKER_LAYER_GZIP}
     assert _tar_bytes(loaded) == [BASE_LAYER.tar, APP_LAYER.tar]
-    for layer in loaded.layers:
-        with layer.open_compressed() as blob:
+    for stored in loaded.layers:
+        with stored.open_compressed() as blob:
             data = blob.read()
-        assert (digest_of(data), len(data)) == (layer.digest, layer.size)
+        assert (digest_of(data), len(data)) == (stored.digest, stored.size)
     # The same archive always gives the same image (mtime 0 in the gzip header).
     assert load_saved(archive, tmp_path / "scratch2").digest == loaded.digest
     write_oci_layout(tmp_path / "layout", loaded, tag="old")  # verifies every blob again
