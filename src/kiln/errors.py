@@ -144,6 +144,14 @@ class LayerError(KilnError):
     """A layer blob is malformed: bad tar, unsupported entry, digest mismatch."""
 
 
+class ImageFormatError(KilnError):
+    """A manifest, index, descriptor or config document is not what its media type promises.
+
+    Raised by ``kiln.image``, which knows no image reference; callers that know it (a pull, a
+    saved image being loaded) re-raise with that context.
+    """
+
+
 class RegistryError(KilnError):
     """A registry request failed after retries.
 

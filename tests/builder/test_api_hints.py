@@ -7,6 +7,7 @@ library error must name ``insecure_registries=[...]`` there, and flags only on t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,31 @@ def test_unknown_keyword_suggests_the_right_one(tmp_path: Path) -> None:
         kiln.build_image(tmp_path, no_push=True, insecure_registry=["r:1"])
     assert "unknown build option(s): insecure_registry" in str(info.value)
     assert "insecure_registry -> insecure_registries" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("destinations", ["reg.example/App:1"], "'reg.example/App:1'"),
+        ("destinations", ["reg.example/app:1", "reg.example/app:bad tag"], "'bad tag'"),
+        ("platform", "linux", "'linux'"),
+    ],
+)
+def test_malformed_references_and_platforms_are_refused_at_the_call(
+    option: str, value: object, named: str, tmp_path: Path
+) -> None:
+    """Parsed once, where the caller's text comes in: a usage error naming it, before the
+    build starts (the context does not even exist)."""
+    given: dict[str, Any] = {option: value}
+    with pytest.raises(UsageError) as info:
+        kiln.build_image(tmp_path / "missing", no_push=True, **given)
+    assert named in str(info.value)
+
+
+def test_a_destination_is_one_string_or_a_list(tmp_path: Path) -> None:
+    """A lone string is one reference, not a sequence of one-letter ones."""
+    with pytest.raises(UsageError, match=r"'reg\.example/App:1'"):
+        kiln.build_image(tmp_path, no_push=True, destinations="reg.example/App:1")
 
 
 @pytest.mark.registry

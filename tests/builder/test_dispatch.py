@@ -18,7 +18,7 @@ from kiln.builder.platform_args import platform_args, resolve_build_args
 from kiln.builder.state import StageState
 from kiln.dockerfile import FromInstruction, parse
 from kiln.errors import DockerfileError
-from kiln.image import ImageConfig
+from kiln.image import ImageConfig, Platform
 
 
 def run_lines(
@@ -195,7 +195,7 @@ def test_onbuild_trigger_parse_error_names_the_child_from() -> None:
 
 
 def test_platform_args_and_env_build_args() -> None:
-    args = platform_args(("linux", "arm", "v7"), ("linux", "amd64", None))
+    args = platform_args(Platform("linux", "arm", "v7"), Platform("linux", "amd64"))
     assert args["TARGETPLATFORM"] == "linux/arm/v7" and args["TARGETVARIANT"] == "v7"
     assert args["BUILDPLATFORM"] == "linux/amd64" and args["BUILDVARIANT"] == ""
     resolved = resolve_build_args({"A": None, "B": "b", "C": None}, {"A": "from-env"})

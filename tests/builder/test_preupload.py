@@ -8,20 +8,19 @@ return (the push then reports the error) instead of raising.
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
-from kiln.builder.options import RegistryOptions
+from kiln.builder.options import RegistryOptions, parse_references
 from kiln.builder.preupload import Preuploads, from_chain
 from kiln.builder.registries import RegistryPool
-from kiln.builder.state import LayerRef
 from kiln.dockerfile import parse
 from kiln.errors import UnsafePathError
-from kiln.fs import BlobStore, Changes, write_layer
-from kiln.image import mediatypes
+from kiln.fs import BlobStore, Changes, StoredLayer, write_layer
+from kiln.image import digest_of, mediatypes
 from kiln.registry import RegistryClient
 from tests.support.fault_proxy import FaultProxy
 from tests.support.registry_server import RegistryServer, free_port
@@ -40,13 +39,13 @@ def test_from_chain_follows_from_but_not_copy_from() -> None:
     assert from_chain(dockerfile, dockerfile.stages[2], {}) == frozenset({2})
 
 
-def _layer(store: BlobStore, tmp_path: Path, size: int) -> LayerRef:
+def _layer(store: BlobStore, tmp_path: Path, size: int) -> StoredLayer:
     data = os.urandom(size)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     path = tmp_path / digest[7:19]
     path.write_bytes(data)
     store.add_file(path, digest)
-    return LayerRef(digest, digest, size, mediatypes.DOCKER_LAYER_GZIP)
+    return StoredLayer(digest, digest, size, mediatypes.DOCKER_LAYER_GZIP, store)
 
 
 @pytest.mark.registry
@@ -56,7 +55,7 @@ def test_watched_layers_arrive_in_every_destination(
     store = BlobStore(tmp_path / "store")
     pool = RegistryPool(RegistryOptions(insecure_registries=(registry.host,)))
     destinations = [f"{registry.host}/pre/one:1", f"{registry.host}/pre/two:1"]
-    uploads = Preuploads(destinations, pool, store, threads=2)
+    uploads = Preuploads(parse_references(destinations), pool, threads=2)
     try:
         uploads.watch(frozenset({1}))
         base, built = _layer(store, tmp_path, 1000), _layer(store, tmp_path, 3 << 20)
@@ -81,25 +80,35 @@ def test_watched_layers_arrive_in_every_destination(
 
 
 @pytest.mark.registry
-def test_an_unreachable_registry_only_delays_the_error_to_the_push(tmp_path: Path) -> None:
+def test_an_unreachable_registry_only_delays_the_error_to_the_push(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upload is tried, fails, and ``wait`` returns anyway (a no-op ``Preuploads`` would
+    pass the last part alone: the log line says the upload was really attempted)."""
     store = BlobStore(tmp_path / "store")
     host = f"127.0.0.1:{free_port()}"  # nothing listens there
     pool = RegistryPool(RegistryOptions(insecure_registries=(host,), push_retry=0))
-    uploads = Preuploads([f"{host}/pre/app:1"], pool, store)
+    uploads = Preuploads(parse_references([f"{host}/pre/app:1"]), pool)
+    layer = _layer(store, tmp_path, 100)
     try:
         uploads.watch(frozenset({0}))
-        uploads.offer(0, [_layer(store, tmp_path, 100)])
-        uploads.wait()  # returns: the failure is the push's to report
+        with caplog.at_level(logging.DEBUG, logger="kiln"):
+            uploads.offer(0, [layer])
+            uploads.wait()  # returns: the failure is the push's to report
     finally:
         uploads.close()
         pool.close()
+    failed = f"Pre-upload of {layer.digest} to {host}/pre/app failed (push retries)"
+    assert [r.message for r in caplog.records if r.message.startswith(failed)], caplog.text
 
 
-def _written(uploads: Preuploads, stage: int, root: Path, name: str, tmp_path: Path) -> LayerRef:
-    out = tmp_path / f"{name}.layer"
+def _written(
+    uploads: Preuploads, stage: int, root: Path, name: str, store: BlobStore
+) -> StoredLayer:
+    out = store.root.parent / f"{name}.layer"
     info = write_layer(root, Changes((name,)), out, growing=uploads.follow(stage))
-    uploads.store.add_file(out, info.digest)
-    return LayerRef(info.digest, info.diff_id, info.size, mediatypes.DOCKER_LAYER_GZIP)
+    store.add_file(out, info.digest)
+    return StoredLayer(info.digest, info.diff_id, info.size, mediatypes.DOCKER_LAYER_GZIP, store)
 
 
 @pytest.mark.registry
@@ -114,12 +123,12 @@ def test_large_layers_go_up_while_they_are_written(
     with FaultProxy(registry.host) as proxy:
         pool = RegistryPool(RegistryOptions(insecure_registries=(proxy.host,)))
         destinations = [f"{proxy.host}/pre/streamed:1", f"{proxy.host}/pre/streamed-too:1"]
-        uploads = Preuploads(destinations, pool, store, stream_after=1 << 20)
+        uploads = Preuploads(parse_references(destinations), pool, stream_after=1 << 20)
         try:
             uploads.watch(frozenset({0}))
             assert uploads.follow(1) is None  # a stage the image does not derive from
-            big = _written(uploads, 0, root, "big", tmp_path)
-            small = _written(uploads, 0, root, "small", tmp_path)
+            big = _written(uploads, 0, root, "big", store)
+            small = _written(uploads, 0, root, "small", store)
             with pytest.raises(UnsafePathError):  # a layer that fails: its followers give up
                 os.symlink(str(tmp_path), root / "evil")
                 write_layer(root, Changes(("evil/x",)), tmp_path / "x", growing=uploads.follow(0))

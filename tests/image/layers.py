@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from kiln.image import (
+    BlobLayer,
+    BlobReader,
     Descriptor,
     HistoryEntry,
+    Image,
     ImageConfig,
     build_manifest,
     digest_of,
@@ -75,6 +78,21 @@ class SampleImage:
     config: bytes
     manifest: bytes
     layers: tuple[Layer, ...]
+    fmt: str = "oci"
+
+    def image(self, blobs: BlobReader | None = None) -> Image:
+        """The ``kiln.image.Image``, its layers read from ``blobs`` (default: their own bytes)."""
+        if blobs is None:
+            own = DictBlobs()
+            for layer in self.layers:
+                own.add(layer)
+            blobs = own
+        media_type = mediatypes.layer_media_type(self.fmt, "gzip")
+        layers = tuple(
+            BlobLayer(layer.digest, layer.diff_id, len(layer.blob), media_type, blobs)
+            for layer in self.layers
+        )
+        return Image(self.manifest, mediatypes.manifest_media_type(self.fmt), self.config, layers)
 
 
 def make_image(layers: tuple[Layer, ...], fmt: str = "oci") -> SampleImage:
@@ -92,4 +110,4 @@ def make_image(layers: tuple[Layer, ...], fmt: str = "oci") -> SampleImage:
         Descriptor(mediatypes.layer_media_type(fmt, "gzip"), layer.digest, len(layer.blob))
         for layer in layers
     ]
-    return SampleImage(config_bytes, build_manifest(config_desc, layer_descs, fmt), layers)
+    return SampleImage(config_bytes, build_manifest(config_desc, layer_descs, fmt), layers, fmt)

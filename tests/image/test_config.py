@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from kiln.errors import BuildError
+from kiln.errors import BuildError, ImageFormatError
 from kiln.image import DEFAULT_PATH, Healthcheck, HistoryEntry, ImageConfig, Platform
-from kiln.image.errors import ImageFormatError
 
 DIFF_A = "sha256:" + "a" * 64
 DIFF_B = "sha256:" + "b" * 64

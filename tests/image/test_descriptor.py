@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
+from kiln.errors import ImageFormatError
 from kiln.image import Descriptor, Platform, digest_of, mediatypes
 from kiln.image.digest import digest_hex
-from kiln.image.errors import ImageFormatError
 
 DIGEST = "sha256:" + "ab" * 32
 

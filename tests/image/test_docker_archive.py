@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from kiln.errors import DigestMismatchError, LayerError
+from kiln.errors import DigestMismatchError, ImageFormatError, LayerError
 from kiln.image import digest_of, write_docker_archive
-from kiln.image.errors import ImageFormatError
 from tests.image.layers import DictBlobs, Layer, SampleImage, make_image, make_layer
 
 BASE_LAYER = make_layer({"etc/os-release": b"ID=kiln\n", "bin/hello": b"#!/bin/sh\necho hi\n"})
@@ -32,18 +31,7 @@ cgroup_manager = "cgroupfs"
 
 
 def _write(path: Path, image: SampleImage, tags: list[str], blobs: DictBlobs | None = None) -> None:
-    if blobs is None:
-        blobs = DictBlobs()
-        for layer in image.layers:
-            blobs.add(layer)
-    write_docker_archive(
-        path,
-        config=image.config,
-        layers=[(layer.digest, layer.diff_id) for layer in image.layers],
-        blobs=blobs,
-        repo_tags=tags,
-        manifest=image.manifest,
-    )
+    write_docker_archive(path, image.image(blobs), repo_tags=tags)
 
 
 def _members(path: Path) -> dict[str, bytes]:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kiln.errors import ImageFormatError
 from kiln.image import (
     Descriptor,
     Index,
@@ -17,7 +18,6 @@ from kiln.image import (
     mediatypes,
     parse_manifest,
 )
-from kiln.image.errors import ImageFormatError
 
 CONFIG = Descriptor(mediatypes.DOCKER_CONFIG, "sha256:" + "1" * 64, 1234)
 LAYERS = (

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from kiln.errors import DigestMismatchError
-from kiln.image import digest_of, mediatypes, write_oci_layout
-from kiln.image.errors import ImageFormatError
+from kiln.errors import DigestMismatchError, ImageFormatError
+from kiln.image import Image, digest_of, mediatypes, write_oci_layout
 from tests.image.layers import DictBlobs, SampleImage, make_image, make_layer
 
 needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")
@@ -48,9 +47,7 @@ def _index(path: Path) -> dict[str, Any]:
 def test_skopeo_reads_the_layout(tmp_path: Path) -> None:
     image = make_image((BASE_LAYER, APP_LAYER))
     layout = tmp_path / "layout"
-    entry = write_oci_layout(
-        layout, manifest=image.manifest, config=image.config, blobs=_blobs(image), tag="v1"
-    )
+    entry = write_oci_layout(layout, image.image(_blobs(image)), tag="v1")
     assert entry.digest == digest_of(image.manifest)
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     info = _skopeo_inspect(f"oci:{layout}:v1")
@@ -70,7 +67,7 @@ def test_skopeo_reads_the_layout(tmp_path: Path) -> None:
 def test_umoci_unpacks_the_layers(tmp_path: Path) -> None:
     image = make_image((BASE_LAYER, APP_LAYER))
     layout = tmp_path / "layout"
-    write_oci_layout(layout, image.manifest, image.config, _blobs(image), ["latest"])
+    write_oci_layout(layout, image.image(_blobs(image)), ["latest"])
     bundle = tmp_path / "bundle"
     subprocess.run(
         ["umoci", "unpack", "--rootless", "--image", f"{layout}:latest", str(bundle)],
@@ -90,10 +87,10 @@ def test_extending_a_layout_shares_blobs_and_retags(tmp_path: Path) -> None:
     first = make_image((BASE_LAYER, APP_LAYER))
     second = make_image((BASE_LAYER, APP2_LAYER))
     layout = tmp_path / "layout"
-    write_oci_layout(layout, first.manifest, first.config, _blobs(first), tag="v1")
+    write_oci_layout(layout, first.image(_blobs(first)), tag="v1")
 
     blobs = _blobs(second)
-    write_oci_layout(layout, second.manifest, second.config, blobs, tags=["v2", "latest"])
+    write_oci_layout(layout, second.image(blobs), tags=["v2", "latest"])
     assert blobs.opened == [APP2_LAYER.digest]  # the base layer was already there
 
     names = {
@@ -104,7 +101,7 @@ def test_extending_a_layout_shares_blobs_and_retags(tmp_path: Path) -> None:
     assert _skopeo_inspect(f"oci:{layout}:latest")["Digest"] == digest_of(second.manifest)
 
     # Re-pointing a tag replaces its entry rather than adding a second "v1".
-    write_oci_layout(layout, second.manifest, second.config, _blobs(second), tag="v1")
+    write_oci_layout(layout, second.image(_blobs(second)), tag="v1")
     entries = _index(layout)["manifests"]
     v1 = [m for m in entries if m["annotations"]["org.opencontainers.image.ref.name"] == "v1"]
     assert len(v1) == 1
@@ -115,7 +112,7 @@ def test_extending_a_layout_shares_blobs_and_retags(tmp_path: Path) -> None:
 def test_untagged_image_is_listed_once(tmp_path: Path) -> None:
     image = make_image((BASE_LAYER,))
     for _ in range(2):
-        write_oci_layout(tmp_path, image.manifest, image.config, _blobs(image))
+        write_oci_layout(tmp_path, image.image(_blobs(image)))
     entries = _index(tmp_path)["manifests"]
     assert len(entries) == 1
     assert "annotations" not in entries[0]
@@ -134,7 +131,7 @@ def test_docker_manifests_are_kept_as_they_are(tmp_path: Path) -> None:
     README's advice (build with OCI media types for them) is checked against the real tools.
     """
     image = make_image((BASE_LAYER, APP_LAYER), fmt="docker")
-    entry = write_oci_layout(tmp_path, image.manifest, image.config, _blobs(image), tag="d")
+    entry = write_oci_layout(tmp_path, image.image(_blobs(image)), tag="d")
     assert entry.media_type == mediatypes.DOCKER_MANIFEST
     assert entry.digest == digest_of(image.manifest)
     written = (tmp_path / "blobs/sha256" / entry.digest.split(":")[1]).read_bytes()
@@ -155,7 +152,7 @@ def test_corrupt_blob_is_refused_and_not_published(tmp_path: Path) -> None:
     blobs = _blobs(image)
     blobs.blobs[BASE_LAYER.digest] = BASE_LAYER.blob + b"junk"
     with pytest.raises(DigestMismatchError):
-        write_oci_layout(tmp_path, image.manifest, image.config, blobs, tag="x")
+        write_oci_layout(tmp_path, image.image(blobs), tag="x")
     assert list((tmp_path / "blobs/sha256").iterdir()) == []
     assert not (tmp_path / "index.json").exists()
 
@@ -163,18 +160,5 @@ def test_corrupt_blob_is_refused_and_not_published(tmp_path: Path) -> None:
 def test_config_must_match_the_manifest(tmp_path: Path) -> None:
     image = make_image((BASE_LAYER,))
     with pytest.raises(ImageFormatError, match="config"):
-        write_oci_layout(tmp_path, image.manifest, image.config + b" ", _blobs(image))
-
-
-def test_explicit_layer_digests_limit_what_is_copied(tmp_path: Path) -> None:
-    image = make_image((BASE_LAYER, APP_LAYER))
-    blobs = _blobs(image)
-    write_oci_layout(
-        tmp_path,
-        manifest=image.manifest,
-        manifest_media_type=mediatypes.OCI_MANIFEST,
-        config=image.config,
-        blobs=blobs,
-        layer_digests=[APP_LAYER.digest],
-    )
-    assert blobs.opened == [APP_LAYER.digest]
+        bad = Image(image.manifest, mediatypes.OCI_MANIFEST, image.config + b" ", ())
+        write_oci_layout(tmp_path, bad)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kiln.errors import ImageFormatError, UsageError
 from kiln.image import Descriptor, Index, Platform, mediatypes
-from kiln.image.errors import ImageFormatError
 
 
 def _entry(n: int, platform: str | None, media_type: str = mediatypes.OCI_MANIFEST) -> Descriptor:
@@ -86,7 +86,7 @@ def test_parse_and_str_round_trip() -> None:
     assert str(Platform("linux", "arm64", "v8")) == "linux/arm64/v8"
     assert str(Platform("linux", "amd64")) == "linux/amd64"
     for bad in ("linux", "linux/", "a/b/c/d"):
-        with pytest.raises(ValueError):
+        with pytest.raises(UsageError, match="invalid platform"):
             Platform.parse(bad)
 
 

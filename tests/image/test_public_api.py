@@ -32,9 +32,9 @@ def test_internals_contract_names() -> None:
     ):
         assert isinstance(getattr(mediatypes, name), str)
     layout_params = inspect.signature(kiln.image.write_oci_layout).parameters
-    assert list(layout_params)[:5] == ["path", "manifest", "config", "blobs", "tags"]
+    assert list(layout_params)[:3] == ["path", "image", "tags"]
     archive_params = inspect.signature(kiln.image.write_docker_archive).parameters
-    assert {"path", "config", "layers", "blobs", "repo_tags"} <= set(archive_params)
+    assert list(archive_params) == ["path", "image", "repo_tags"]
 
 
 def test_image_imports_only_errors_from_kiln() -> None:

@@ -24,16 +24,16 @@ from kiln.builder.effects import WorkdirEffect
 from kiln.builder.executor import StageExecutor
 from kiln.builder.inplace_filesystems import InplaceFilesystems
 from kiln.builder.options import BuildOptions
-from kiln.builder.state import LayerRef
 from kiln.builder.workspace import Workspace
 from kiln.cli.build_command import options_from_args
 from kiln.cli.main import make_parser
 from kiln.context import LocalContext
 from kiln.errors import BuildError, SandboxError, UnsafePathError
+from kiln.fs import StoredLayer
 from kiln.sandbox import ChrootRunner, InplaceRunner, NamespacesRunner, userns
 
 
-def _layer(workspace: Workspace, files: dict[str, str]) -> LayerRef:
+def _layer(workspace: Workspace, files: dict[str, str]) -> StoredLayer:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, content in files.items():
@@ -46,7 +46,8 @@ def _layer(workspace: Workspace, files: dict[str, str]) -> LayerRef:
     path.write_bytes(blob)
     workspace.store.add_file(path, digest)
     diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
-    return LayerRef(digest, diff_id, len(blob), "application/vnd.oci.image.layer.v1.tar+gzip")
+    media_type = "application/vnd.oci.image.layer.v1.tar+gzip"
+    return StoredLayer(digest, diff_id, len(blob), media_type, workspace.store)
 
 
 def _root(tmp_path: Path) -> Path:
@@ -248,7 +249,8 @@ def test_workdir_through_a_planted_link_is_refused_before_mkdir(tmp_path: Path) 
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         workspace.store.add_file(workspace.scratch / "blob", digest)
         diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
-        base = LayerRef(digest, diff_id, len(blob), "application/vnd.oci.image.layer.v1.tar+gzip")
+        media_type = "application/vnd.oci.image.layer.v1.tar+gzip"
+        base = StoredLayer(digest, diff_id, len(blob), media_type, workspace.store)
         stage = filesystems.create([base], "0")
         executor = StageExecutor(
             stage, workspace.store, InplaceRunner(), lambda _: (_no_source(), False),

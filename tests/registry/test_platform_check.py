@@ -3,13 +3,14 @@ with one rule (containerd's: aliases, default variants, older compatible variant
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from kiln.errors import RegistryError
-from kiln.image import Platform
-from kiln.registry import check_platform, select_platform
+from kiln.image import Index, Platform, mediatypes, parse_manifest
+from kiln.registry import check_platform
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,7 @@ from kiln.registry import check_platform, select_platform
 def test_matching_configs_pass(
     config: tuple[str, str, str | None], wanted: tuple[str, str, str | None]
 ) -> None:
-    check_platform(Platform(*config), wanted, "reg/img:1")
+    check_platform(Platform(*config), Platform(*wanted), "reg/img:1")
 
 
 @pytest.mark.parametrize(
@@ -43,20 +44,28 @@ def test_other_platforms_are_refused(
     config: tuple[str, str, str | None], wanted: tuple[str, str, str | None]
 ) -> None:
     with pytest.raises(RegistryError) as caught:
-        check_platform(Platform(*config), wanted, "reg/img:1")
+        check_platform(Platform(*config), Platform(*wanted), "reg/img:1")
     text = str(caught.value)
     assert text.startswith("reg/img:1: no image for platform")
     assert f"single-platform image for {Platform(*config)}" in text
 
 
-def _index(*platforms: dict[str, Any] | None) -> dict[str, Any]:
+def _index(*platforms: dict[str, Any] | None) -> Index:
+    """An index as a registry serves it, parsed as a pull parses it."""
     entries = []
     for n, platform in enumerate(platforms):
-        entry: dict[str, Any] = {"digest": f"sha256:{n}"}
+        entry: dict[str, Any] = {
+            "mediaType": mediatypes.OCI_MANIFEST,
+            "digest": f"sha256:{n:064x}",
+            "size": 1,
+        }
         if platform is not None:
             entry["platform"] = platform
         entries.append(entry)
-    return {"manifests": entries}
+    document = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": entries}
+    parsed = parse_manifest(json.dumps(document).encode(), mediatypes.OCI_INDEX)
+    assert isinstance(parsed, Index)
+    return parsed
 
 
 def test_index_selection_uses_the_same_rule() -> None:
@@ -67,8 +76,8 @@ def test_index_selection_uses_the_same_rule() -> None:
         {"os": "linux", "architecture": "arm", "variant": "v7"},
         {"os": "linux", "architecture": "amd64"},
     )
-    assert select_platform(index, ("linux", "arm64", "v8")) == index["manifests"][2]
-    assert select_platform(index, ("linux", "arm", None)) == index["manifests"][3]  # v7: exact
-    assert select_platform(index, ("linux", "arm", "v6")) == index["manifests"][1]
-    assert select_platform(index, ("linux", "x86_64", None)) == index["manifests"][4]
-    assert select_platform(index, ("linux", "s390x", None)) is None
+    assert index.select(Platform("linux", "arm64", "v8")) == index.manifests[2]
+    assert index.select(Platform("linux", "arm")) == index.manifests[3]  # v7: exact
+    assert index.select(Platform("linux", "arm", "v6")) == index.manifests[1]
+    assert index.select(Platform("linux", "x86_64")) == index.manifests[4]
+    assert index.select(Platform("linux", "s390x")) is None

@@ -13,6 +13,7 @@ import pytest
 
 from kiln.cli.hints import render_for_cli
 from kiln.errors import AuthError, RegistryError, UsageError
+from kiln.image import Platform
 from kiln.registry import Reference, RegistryClient, load_credentials, pull_image
 from tests.conftest import DockerConfigFactory
 from tests.registry.images import (
@@ -158,10 +159,10 @@ def test_platform_selection_from_index(registry: RegistryServer) -> None:
         )
         index_digest = client.put_manifest(repo, "multi", index, OCI_INDEX)
         got_amd = pull_image(client, repo, "multi")
-        got_arm = pull_image(client, repo, "multi", ("linux", "arm64", None))
-        got_armv7 = pull_image(client, repo, "multi", ("linux", "arm", "v7"))
+        got_arm = pull_image(client, repo, "multi", Platform("linux", "arm64"))
+        got_armv7 = pull_image(client, repo, "multi", Platform("linux", "arm", "v7"))
         with pytest.raises(RegistryError, match="no image for platform linux/s390x") as caught:
-            pull_image(client, repo, "multi", ("linux", "s390x", None))
+            pull_image(client, repo, "multi", Platform("linux", "s390x"))
     assert got_amd.manifest_digest == amd.digest
     assert got_amd.index_digest == index_digest == sha256(index)
     assert got_arm.manifest_digest == arm.digest

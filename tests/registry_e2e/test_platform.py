@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import RegistryError
+from kiln.image import Platform
 from kiln.registry import Reference, RegistryClient, pull_image
 from tests.registry_e2e.conftest import write_context
 from tests.support.registry_server import RegistryServer
@@ -63,9 +64,9 @@ def test_matching_platform_spellings_and_scratch_still_build(
 def test_pull_image_checks_a_single_manifest(registry: RegistryServer, base_image: str) -> None:
     ref = Reference.parse(base_image)
     with RegistryClient(registry.host, insecure=True) as client:
-        assert pull_image(client, ref, ("linux", "amd64", None)).layers
+        assert pull_image(client, ref, Platform("linux", "amd64")).layers
         with pytest.raises(RegistryError, match="single-platform image for linux/amd64"):
-            pull_image(client, ref, ("linux", "arm64", "v8"))
+            pull_image(client, ref, Platform("linux", "arm64", "v8"))
 
 
 def test_warm_refuses_a_platform_the_base_lacks(

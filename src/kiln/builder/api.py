@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from kiln.builder.builder import BuildResult, build
-from kiln.builder.options import BuildOptions, RegistryOptions
+from kiln.builder.options import (
+    BuildOptions,
+    RegistryOptions,
+    parse_platform,
+    parse_references,
+)
 from kiln.errors import UsageError
+from kiln.registry import Reference
 
 _REGISTRY_FIELDS = {f.name for f in fields(RegistryOptions)}
 _BUILD_FIELDS = {f.name for f in fields(BuildOptions)}
@@ -35,7 +41,7 @@ def build_image(
     context: str | Path = ".",
     *,
     dockerfile: str | Path | None = None,
-    destinations: Iterable[str] = (),
+    destinations: Iterable[str | Reference] = (),
     build_args: Mapping[str, str | None] | None = None,
     labels: Mapping[str, str] | None = None,
     **options: Any,
@@ -44,6 +50,8 @@ def build_image(
 
     Any other BuildOptions or RegistryOptions field may be passed by name, e.g.
     ``no_push=True, tar_path="out/app.tar", insecure_registries=("127.0.0.1:5000",)``.
+    Destinations and ``platform`` may be given as text (``"reg/app:1"``, ``"linux/arm64"``):
+    they are parsed here, once, and a malformed one is a ``UsageError`` naming it.
     """
     registry_kwargs = {k: v for k, v in options.items() if k in _REGISTRY_FIELDS}
     build_kwargs = {k: v for k, v in options.items() if k in _BUILD_FIELDS}
@@ -53,6 +61,8 @@ def build_image(
     for key in _PATH_FIELDS & set(build_kwargs):
         if build_kwargs[key] is not None:
             build_kwargs[key] = Path(build_kwargs[key])
+    if "platform" in build_kwargs:
+        build_kwargs["platform"] = parse_platform(build_kwargs["platform"])
     if "ignore_paths" in build_kwargs:
         build_kwargs["ignore_paths"] = tuple(build_kwargs["ignore_paths"])
     for key in ("insecure_registries", "skip_tls_verify_registries", "registry_mirrors"):
@@ -62,7 +72,7 @@ def build_image(
         BuildOptions(
             context=str(context),
             dockerfile=str(dockerfile) if dockerfile is not None else None,
-            destinations=tuple(destinations),
+            destinations=parse_references(_strings(destinations, "destinations")),
             build_args=_string_mapping(
                 build_args, "build_args", "{'VERSION': '1.2', 'PROXY': None}"
             ),
@@ -92,6 +102,16 @@ def _string_mapping(value: object, name: str, example: str) -> dict[str, Any]:
                 hint=f"pass e.g. {name}={example}",
             )
     return dict(value)
+
+
+def _strings(value: object, name: str) -> list[str | Reference]:
+    """``value`` as a list of references or texts; a lone string is one reference, not a
+    sequence of one-letter names (``destinations="reg/app:1"`` means what it says)."""
+    if isinstance(value, str | Reference):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise UsageError(f"{name} must be a list of image references, not {type(value).__name__}")
+    return list(value)
 
 
 def _unknown_options(names: list[str]) -> UsageError:

@@ -19,10 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kiln.builder.cancel import in_this_build
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
-from kiln.builder.state import LayerRef
 from kiln.errors import DigestMismatchError, LayerError, RegistryError
-from kiln.fs import BlobStore
-from kiln.image import ImageConfig
+from kiln.fs import BlobStore, StoredLayer
+from kiln.image import ImageConfig, Platform
 from kiln.registry import (
     Reference,
     RegistryClient,
@@ -35,10 +34,9 @@ log = logging.getLogger("kiln")
 
 
 def fetch_base_image(
-    text: str, pool: RegistryPool, store: BlobStore, platform: tuple[str, str, str | None]
-) -> tuple[ImageConfig, tuple[LayerRef, ...]]:
-    """Pull image `text` for platform; return its config and layers (blobs now in store)."""
-    ref = Reference.parse(text)
+    ref: Reference, pool: RegistryPool, store: BlobStore, platform: Platform
+) -> tuple[ImageConfig, tuple[StoredLayer, ...]]:
+    """Pull image ``ref`` for platform; return its config and layers (blobs now in store)."""
     sources = pool.pull_sources(ref)
     for number, source in enumerate(sources, start=1):
         try:
@@ -51,8 +49,8 @@ def fetch_base_image(
 
 
 def _fetch_from(
-    ref: Reference, pool: RegistryPool, store: BlobStore, platform: tuple[str, str, str | None]
-) -> tuple[ImageConfig, tuple[LayerRef, ...]]:
+    ref: Reference, pool: RegistryPool, store: BlobStore, platform: Platform
+) -> tuple[ImageConfig, tuple[StoredLayer, ...]]:
     client = pool.client(ref.registry, push=False)
     log.info("Retrieving image manifest %s", ref)
     resolved = resolve_image(client, ref.repository, ref.reference, platform, _cached(store))
@@ -73,7 +71,7 @@ def _fetch_from(
         for done in threads.map(download, missing):
             log.debug("Pulled layer %s", done)
     return config, tuple(
-        LayerRef(layer.digest, diff_id, layer.size, layer.media_type)
+        StoredLayer(layer.digest, diff_id, layer.size, layer.media_type, store)
         for layer, diff_id in zip(resolved.layers, diff_ids, strict=True)
     )
 

@@ -26,17 +26,22 @@ from kiln.builder.isolation import ChosenOnFirstRun, inplace_reason, select_runn
 from kiln.builder.notices import report_dockerfile
 from kiln.builder.onbuild import trigger_instructions
 from kiln.builder.options import BuildOptions
-from kiln.builder.output import AssembledImage, assemble, push, write_layout, write_tarball
+from kiln.builder.output import write_layout, write_tarball
 from kiln.builder.own_dirs import without_own_dirs
 from kiln.builder.platform_args import platform_args, resolve_build_args
 from kiln.builder.preupload import Preuploads, from_chain
-from kiln.builder.publish import check_compression, check_push_permissions, write_name_files
+from kiln.builder.publish import (
+    check_compression,
+    check_push_permissions,
+    publish,
+    write_name_files,
+)
 from kiln.builder.registries import RegistryPool
 from kiln.builder.resources import resource_errors
 from kiln.builder.stage_filesystems import StageFilesystems
 from kiln.builder.stage_graph import build_order, find_stage, stage_dependencies, target_stage
 from kiln.builder.stage_scheduler import default_jobs, run_stages
-from kiln.builder.state import LayerRef, StageState
+from kiln.builder.state import StageState
 from kiln.builder.workspace import Workspace
 from kiln.context import BuildContext, GitOptions, LocalContext, open_context, within_context
 from kiln.dockerfile import (
@@ -57,7 +62,7 @@ from kiln.errors import (
     UsageError,
 )
 from kiln.fs import StageFilesystem
-from kiln.image import HistoryEntry, ImageConfig
+from kiln.image import HistoryEntry, Image, ImageConfig, Layer, Platform, assemble_image
 from kiln.registry import Reference
 from kiln.sandbox import Runner
 
@@ -83,7 +88,7 @@ class BuildResult:
     digest: str
     manifest: bytes
     config: bytes
-    destinations: tuple[str, ...]
+    destinations: tuple[Reference, ...]
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ class Builder:
         self.workspace = workspace
         self.pool = RegistryPool(options.registry)
         pushed = () if options.no_push else options.destinations
-        self.uploads = Preuploads(pushed, self.pool, workspace.store)  # layers go up early
+        self.uploads = Preuploads(pushed, self.pool)  # layers go up early
         self.used_build_args: set[str] = set()
         self.build_args = resolve_build_args(options.build_args)
         self.results: dict[int, StageResult] = {}
@@ -204,9 +209,9 @@ class Builder:
         config = final.config.with_created(self.created)  # this build's time, not the base's
         if self.options.labels:
             config = config.with_labels(dict(self.options.labels))
-        image = assemble(config, final.layers, self.options.image_format)
+        image = assemble_image(config, final.layers, self.options.image_format)
         pushing = not self.options.no_push
-        destinations = ", ".join(self.options.destinations)
+        destinations = ", ".join(map(str, self.options.destinations))
         self.cancellation.activity = f"pushing to {destinations}" if pushing else "saving the image"
         self._teardown_early()
         self._write_outputs(image)
@@ -225,7 +230,7 @@ class Builder:
         return parse(real.read_bytes(), str(path))
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str]:
-        predefined = platform_args(_platform(self.options))
+        predefined = platform_args(self.options.platform)
         env = global_args(dockerfile, predefined, self.build_args, self.used_build_args)
         check_from_lines(dockerfile, env)  # every FROM expands, or a located error now
         return env
@@ -240,12 +245,13 @@ class Builder:
             # The base stage's own ONBUILD lines stay in the config: they fire in this stage.
             return StageState(config=previous.config, layers=previous.layers)
         if image.lower() == "scratch":
-            return StageState(config=ImageConfig.empty(*_platform(self.options)[:2]))
+            platform = self.options.platform
+            return StageState(config=ImageConfig.empty(platform.os, platform.architecture))
         wanted = expand_word(stage.from_.platform or "", meta_env, dockerfile.escape) or None
         store = self.workspace.store
         with resource_errors(f"the blobs of {image}", store.root, self._store_option):
             config, layers = fetch_base_image(
-                image, self.pool, store, _platform(self.options, wanted)
+                Reference.parse(image), self.pool, store, _platform(self.options, wanted)
             )
         return StageState(config=config, layers=layers)
 
@@ -254,7 +260,7 @@ class Builder:
         """The option that chose where blobs are kept (for a disk-full hint)."""
         return "cache_dir" if self.options.cache_dir is not None else "work_dir"
 
-    def _unpack(self, layers: tuple[LayerRef, ...], label: str) -> StageFilesystem:
+    def _unpack(self, layers: tuple[Layer, ...], label: str) -> StageFilesystem:
         with resource_errors(f"the files of stage {label}", self.workspace.root):
             return self.filesystems.create(layers, label)
 
@@ -344,7 +350,8 @@ class Builder:
             label = earlier.name or str(earlier.index)
             root = self.filesystems.stage_source(done.rootfs, done.state.layers, label)
             return LocalContext(root=root), True
-        _, layers = fetch_base_image(ref, self.pool, self.workspace.store, _platform(self.options))
+        store, platform = self.workspace.store, self.options.platform
+        _, layers = fetch_base_image(Reference.parse(ref), self.pool, store, platform)
         return LocalContext(root=self.filesystems.detached(layers, "copy-from")), True
 
     @property
@@ -362,20 +369,19 @@ class Builder:
         if not options.no_push and not options.registry.skip_push_permission_check:
             check_push_permissions(options.destinations, self.pool)
 
-    def _write_outputs(self, image: AssembledImage) -> None:
+    def _write_outputs(self, image: Image) -> None:
         options = self.options
-        store = self.workspace.store
         if not options.no_push:
             config_uploads = self._upload_config(image)  # meanwhile the last layers finish
             # Waiting for the early layer uploads is already the push, as far as a user can tell.
-            self.cancellation.activity = f"pushing to {', '.join(options.destinations)}"
+            self.cancellation.activity = f"pushing to {', '.join(map(str, options.destinations))}"
             self.uploads.wait()  # then the push finds the layers present
             wait(config_uploads)  # and the config (whatever failed, the push does again)
             pinned = []
             for dest in options.destinations:
                 self.cancellation.activity = f"pushing to {dest}"
-                pinned.append(push(image, dest, self.pool, store))
-                self.cancellation.pushed.append(dest)
+                pinned.append(publish(image, dest, self.pool))
+                self.cancellation.pushed.append(str(dest))
             write_name_files(
                 pinned,
                 options.image_name_with_digest_file,
@@ -383,11 +389,11 @@ class Builder:
             )
         if options.tar_path is not None:
             with resource_errors("the image tarball", options.tar_path.parent, "tar_path"):
-                write_tarball(image, options.tar_path, options.destinations, store)
+                write_tarball(image, options.tar_path, options.destinations)
         if options.oci_layout_path is not None:
-            tag = Reference.parse(options.destinations[0]).tag if options.destinations else None
+            tag = options.destinations[0].tag if options.destinations else None
             with resource_errors("the OCI layout", options.oci_layout_path, "oci_layout_path"):
-                write_layout(image, options.oci_layout_path, tag or "latest", store)
+                write_layout(image, options.oci_layout_path, tag or "latest")
         if options.digest_file is not None:
             with resource_errors("the digest file", options.digest_file.parent, "digest_file"):
                 options.digest_file.write_text(image.digest)
@@ -410,7 +416,7 @@ class Builder:
         if self._teardown is not None:
             self._teardown.result()
 
-    def _upload_config(self, image: AssembledImage) -> list[Future[None]]:
+    def _upload_config(self, image: Image) -> list[Future[None]]:
         """Start uploading the config blob to every destination, in the background."""
         data = image.config
 
@@ -418,8 +424,7 @@ class Builder:
             client = self.pool.client(registry, push=True)
             client.upload_blob(repository, image.config_digest, len(data), lambda: io.BytesIO(data))
 
-        refs = [Reference.parse(destination) for destination in self.options.destinations]
-        targets = dict.fromkeys((ref.registry, ref.repository) for ref in refs)
+        targets = dict.fromkeys((d.registry, d.repository) for d in self.options.destinations)
         return [_in_background("kiln-config-upload", upload, *target) for target in targets]
 
     def _warn_unused_args(self) -> None:
@@ -454,7 +459,7 @@ def _locate(error: KilnError, filename: str, instruction: Instruction) -> None:
         error.at_step(StepLocation(filename, instruction.line, text))
 
 
-def _record(state: StageState, layer: LayerRef | None, history: HistoryEntry | None) -> StageState:
+def _record(state: StageState, layer: Layer | None, history: HistoryEntry | None) -> StageState:
     """Add the step's history entry, and its layer if it made one."""
     if history is None:
         return state
@@ -493,9 +498,7 @@ def _timestamp(epoch: int | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _platform(options: BuildOptions, override: str | None = None) -> tuple[str, str, str | None]:
-    spec = override or options.platform
-    parts = spec.split("/")
-    if len(parts) < 2:
-        raise UsageError(f"invalid platform {spec!r}: expected os/arch[/variant]")
-    return parts[0], parts[1], parts[2] if len(parts) > 2 else None
+def _platform(options: BuildOptions, override: str | None = None) -> Platform:
+    """The build's platform, or the one a ``FROM --platform=`` names (parsed here, where the
+    Dockerfile's text is first known)."""
+    return Platform.parse(override) if override else options.platform

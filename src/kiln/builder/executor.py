@@ -17,7 +17,7 @@ from pathlib import Path
 from kiln.builder.effects import CopyEffect, Effect, RunEffect, WorkdirEffect
 from kiln.builder.resources import resource_errors
 from kiln.builder.run_files import RunFiles
-from kiln.builder.state import LayerRef, StageState
+from kiln.builder.state import StageState
 from kiln.context import BuildContext
 from kiln.errors import RunFailedError
 from kiln.fs import (
@@ -25,13 +25,14 @@ from kiln.fs import (
     GrowingFile,
     SourceFile,
     StageFilesystem,
+    StoredLayer,
     lookup_file_owner,
     lookup_home,
     lookup_user,
     secure_join,
     write_layer,
 )
-from kiln.image import mediatypes
+from kiln.image import Layer, mediatypes
 from kiln.sandbox import Runner, RunSpec
 
 log = logging.getLogger("kiln")
@@ -72,7 +73,7 @@ class StageExecutor:
         self.compression_level = compression_level
         self.follow = follow  # who follows a layer blob as it is written (a pre-upload)
 
-    def apply(self, state: StageState, effect: Effect, *, last: bool = False) -> LayerRef | None:
+    def apply(self, state: StageState, effect: Effect, *, last: bool = False) -> Layer | None:
         """Apply one effect; return the layer it produced, or None if nothing changed.
 
         ``last``: nothing reads this rootfs after the step (see ``CopyJob.defer_files``).
@@ -83,7 +84,7 @@ class StageExecutor:
             return self.copy(effect, defer_files=last)
         return self.workdir(effect)
 
-    def run(self, state: StageState, effect: RunEffect) -> LayerRef | None:
+    def run(self, state: StageState, effect: RunEffect) -> Layer | None:
         """RUN: execute in the sandbox, then snapshot what changed."""
         user = state.config.user or "0"
         uid, gid, groups = lookup_user(self.rootfs, user)
@@ -122,7 +123,7 @@ class StageExecutor:
                 status=status,
             )
 
-    def copy(self, effect: CopyEffect, *, defer_files: bool = False) -> LayerRef | None:
+    def copy(self, effect: CopyEffect, *, defer_files: bool = False) -> Layer | None:
         """COPY/ADD: copy sources and write a layer from exactly the paths written."""
         # Loaded here: a build without COPY/ADD (RUN steps only) never needs it, nor what it
         # brings (archive handling, URL downloads, --chmod parsing).
@@ -148,7 +149,7 @@ class StageExecutor:
             return self._commit(written, job.deferred)
         return self._commit(written)
 
-    def workdir(self, effect: WorkdirEffect) -> LayerRef | None:
+    def workdir(self, effect: WorkdirEffect) -> Layer | None:
         """WORKDIR: create the directory (owned by USER, as Docker does) if it is missing.
 
         An unknown user name gives 0:0 here, as in BuildKit (``lookup_file_owner``).
@@ -176,7 +177,7 @@ class StageExecutor:
 
     def _commit(
         self, written: list[str] | None, deferred: Mapping[str, SourceFile] | None = None
-    ) -> LayerRef | None:
+    ) -> Layer | None:
         """Write the step's diff (``written``: the paths COPY/WORKDIR wrote; None after RUN)."""
         root, changes = self.fs.diff(written)
         if not changes and not deferred:
@@ -204,7 +205,7 @@ class StageExecutor:
             if self.compression == "zstd"
             else mediatypes.DOCKER_LAYER_GZIP
         )
-        return LayerRef(info.digest, info.diff_id, info.size, media_type)
+        return StoredLayer(info.digest, info.diff_id, info.size, media_type, self.store)
 
 
 def with_home(env: tuple[str, ...], home: Callable[[], str]) -> tuple[str, ...]:

@@ -28,10 +28,10 @@ from kiln.builder.inplace_root import (
     unpack,
 )
 from kiln.builder.options import BuildOptions
-from kiln.builder.state import LayerRef
 from kiln.builder.workspace import Workspace
 from kiln.errors import BuildError, Remedy
-from kiln.fs import Changes, StageFilesystem, WalkStage, apply_layer, open_layer
+from kiln.fs import Changes, StageFilesystem, WalkStage, apply_layer
+from kiln.image import Layer
 
 log = logging.getLogger("kiln")
 
@@ -75,7 +75,7 @@ class InplaceFilesystems:
         temp.mkdir(exist_ok=True)
         self._old_tempdir, tempfile.tempdir = tempfile.tempdir, str(temp)
 
-    def create(self, layers: Sequence[LayerRef], label: str) -> StageFilesystem:
+    def create(self, layers: Sequence[Layer], label: str) -> StageFilesystem:
         """Wipe the root but its protected paths, then unpack ``layers`` over it."""
         if self.cleanup and self._saved is None:
             saved = self.workspace.root / "before-build.layer"
@@ -88,18 +88,18 @@ class InplaceFilesystems:
             unpack(self.workspace.store.path(layer.digest), self.root, self.ignored)
         return InplaceStage(self.root, self.ignored)
 
-    def detached(self, layers: Sequence[LayerRef], label: str) -> Path:
+    def detached(self, layers: Sequence[Layer], label: str) -> Path:
         """A directory of its own (under the work dir) holding ``layers``: a COPY --from source."""
         key = tuple(layer.diff_id for layer in layers)
         if key not in self._sources:
             directory = self.workspace.new_rootfs(label)
             for layer in layers:
-                with open_layer(self.workspace.store.path(layer.digest)) as stream:
+                with layer.open_uncompressed() as stream:
                     apply_layer(stream, directory)
             self._sources[key] = directory
         return self._sources[key]
 
-    def stage_source(self, rootfs: Path, layers: Sequence[LayerRef], label: str) -> Path:
+    def stage_source(self, rootfs: Path, layers: Sequence[Layer], label: str) -> Path:
         """Where COPY --from=<stage> reads: the root was reset since, so its layers, unpacked."""
         return self.detached(layers, f"from-{label}")
 

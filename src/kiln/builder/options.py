@@ -2,14 +2,20 @@
 
 Why a single options object: Kaniko's flags and `docker build`'s flags describe the same build;
 both CLI spellings and `kiln.build(...)` fill this one value, so the builder never needs to know
-which spelling the user chose.
+which spelling the user chose. It holds parsed values (``Reference``, ``Platform``): the CLI and
+the API parse what users typed once, with ``parse_references`` and ``parse_platform``, and a
+malformed value fails there, before anything runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kiln.image import Platform
+from kiln.image.platform import DEFAULT_PLATFORM
+from kiln.registry import Reference
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class BuildOptions:
     dockerfile: str | None = None  # "-": read it from standard input
     context_sub_path: str | None = None
     git: tuple[str, ...] = ()  # `--git KEY=VALUE,...` items (see kiln.context.GitOptions)
-    destinations: tuple[str, ...] = ()
+    destinations: tuple[Reference, ...] = ()
     build_args: Mapping[str, str | None] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
@@ -67,7 +73,7 @@ class BuildOptions:
     image_format: str = "docker"
     compression: str = "gzip"
     compression_level: int | None = None
-    platform: str = "linux/amd64"
+    platform: Platform = DEFAULT_PLATFORM
     isolation: str = "auto"
     snapshotter: str = "auto"  # "overlay", "walk" or "auto" (overlay where mounts work)
     jobs: int | None = None  # stages built at once; None: the CPU count
@@ -82,3 +88,14 @@ class BuildOptions:
     ignore_var_run: bool = True  # keep /var/run out of resets and snapshots, as Kaniko does
     force: bool = False  # allow inplace outside a container
     cleanup: bool = False  # put the container's filesystem back at the end
+
+
+def parse_references(given: Iterable[str | Reference]) -> tuple[Reference, ...]:
+    """Image references (destinations, images to warm); text is parsed, and a malformed one
+    is a ``UsageError`` naming it."""
+    return tuple(d if isinstance(d, Reference) else Reference.parse(str(d)) for d in given)
+
+
+def parse_platform(given: str | Platform) -> Platform:
+    """The platform as a value; ``os/arch[/variant]`` text is parsed."""
+    return given if isinstance(given, Platform) else Platform.parse(str(given))

@@ -13,6 +13,8 @@ import os
 import platform as host
 from collections.abc import Mapping
 
+from kiln.image import Platform
+
 # Python's machine names -> the GOARCH names image platforms use.
 _ARCHES = {
     "x86_64": ("amd64", None),
@@ -29,27 +31,21 @@ _ARCHES = {
 }
 
 
-def host_platform() -> tuple[str, str, str | None]:
-    """The platform kiln runs on, as (os, architecture, variant)."""
+def host_platform() -> Platform:
+    """The platform kiln runs on."""
     machine = host.machine().lower()
     arch, variant = _ARCHES.get(machine, (machine, None))
-    return "linux", arch, variant
+    return Platform("linux", arch, variant)
 
 
-def platform_args(
-    target: tuple[str, str, str | None], build: tuple[str, str, str | None] | None = None
-) -> dict[str, str]:
+def platform_args(target: Platform, build: Platform | None = None) -> dict[str, str]:
     """The TARGET* and BUILD* args for a build of `target` on `build` (default: this host)."""
     out: dict[str, str] = {}
-    for prefix, (os_name, arch, variant) in (
-        ("TARGET", target),
-        ("BUILD", build or host_platform()),
-    ):
-        spec = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
-        out[f"{prefix}PLATFORM"] = spec
-        out[f"{prefix}OS"] = os_name
-        out[f"{prefix}ARCH"] = arch
-        out[f"{prefix}VARIANT"] = variant or ""
+    for prefix, platform in (("TARGET", target), ("BUILD", build or host_platform())):
+        out[f"{prefix}PLATFORM"] = str(platform)
+        out[f"{prefix}OS"] = platform.os
+        out[f"{prefix}ARCH"] = platform.architecture
+        out[f"{prefix}VARIANT"] = platform.variant or ""
     return out
 
 

@@ -8,7 +8,7 @@ only what is left: the last layers, the config, the manifest.
 The rules that keep a push what it was:
 - only layers that will be in the pushed image are sent: those of the target stage's FROM
   chain (`from_chain`), never a builder stage's that only COPY --from reads;
-- at most `TRANSFER_THREADS` uploads run at once, each streamed from the blob store;
+- at most `TRANSFER_THREADS` uploads run at once, each streamed from the layer (`open_compressed`);
 - a layer being written (`follow`) goes up *while* it is written once its blob passes
   `STREAM_AFTER` (one upload chunk): each chunk leaves as soon as the compressor has put it in
   the file (one upload per destination, besides those above) and `offer` skips the layer
@@ -28,14 +28,12 @@ import logging
 import queue
 import threading
 from collections.abc import Mapping, Sequence
-from functools import partial
 
-from kiln.builder.publish import NON_DISTRIBUTABLE
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
 from kiln.builder.stage_graph import find_stage
-from kiln.builder.state import LayerRef
 from kiln.dockerfile import Dockerfile, Stage, expand_word
-from kiln.fs import BlobStore, GrowingFile
+from kiln.fs import GrowingFile
+from kiln.image import Layer, mediatypes
 from kiln.registry import Reference
 
 log = logging.getLogger("kiln")
@@ -43,7 +41,7 @@ log = logging.getLogger("kiln")
 #: A layer blob larger than this uploads while it is written (one upload chunk).
 STREAM_AFTER = 16 << 20
 
-_Job = tuple[str, str, LayerRef]  # registry, repository, layer
+_Job = tuple[str, str, Layer]  # registry, repository, layer
 
 
 def from_chain(
@@ -65,16 +63,13 @@ class Preuploads:
 
     def __init__(
         self,
-        destinations: Sequence[str],
+        destinations: Sequence[Reference],
         pool: RegistryPool,
-        store: BlobStore,
         threads: int = TRANSFER_THREADS,
         stream_after: int = STREAM_AFTER,
     ) -> None:
-        refs = [Reference.parse(destination) for destination in destinations]
-        self.targets = list(dict.fromkeys((ref.registry, ref.repository) for ref in refs))
+        self.targets = list(dict.fromkeys((d.registry, d.repository) for d in destinations))
         self.pool = pool
-        self.store = store
         self.stages: frozenset[int] = frozenset()
         self._threads = threads
         self._stream_after = stream_after
@@ -89,7 +84,7 @@ class Preuploads:
         """Upload the layers of these stages (see `from_chain`)."""
         self.stages = stages
 
-    def offer(self, stage: int, layers: Sequence[LayerRef]) -> None:
+    def offer(self, stage: int, layers: Sequence[Layer]) -> None:
         """Start uploading those of ``layers`` not started yet, if ``stage`` is watched."""
         if stage not in self.stages or not self.targets:
             return
@@ -97,7 +92,7 @@ class Preuploads:
             if self._closed:
                 return
             for layer in layers:
-                if layer.digest in self._offered or layer.media_type in NON_DISTRIBUTABLE:
+                if layer.digest in self._offered or mediatypes.is_foreign_layer(layer.media_type):
                     continue
                 self._offered.add(layer.digest)
                 for registry, repository in self.targets:
@@ -156,11 +151,10 @@ class Preuploads:
                 self._queue.task_done()
         self._queue.task_done()
 
-    def _upload(self, registry: str, repository: str, layer: LayerRef) -> None:
+    def _upload(self, registry: str, repository: str, layer: Layer) -> None:
         try:
             client = self.pool.client(registry, push=True)
-            opener = partial(self.store.open, layer.digest)
-            client.upload_blob(repository, layer.digest, layer.size, opener)
+            client.upload_blob(repository, layer.digest, layer.size, layer.open_compressed)
             log.debug("Pre-uploaded %s to %s/%s", layer.digest, registry, repository)
         except Exception as exc:  # the final push uploads it again and reports its error
             where = f"{registry}/{repository}"

@@ -22,93 +22,84 @@ from typing import BinaryIO
 from kiln.builder.cancel import in_this_build
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
 from kiln.errors import AuthError, RegistryError, Remedy, UsageError
-from kiln.image import digest_of, mediatypes
+from kiln.image import Image, mediatypes
 from kiln.registry import Reference
 
 log = logging.getLogger("kiln")
 
-#: Layers a registry must not receive: their bytes live elsewhere (the descriptor's ``urls``).
-NON_DISTRIBUTABLE = frozenset(
-    {
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    }
-)
 _IMMUTABLE_CODES = frozenset({"TAG_INVALID"})
 
 
 @dataclass(frozen=True)
-class Blob:
-    """One blob to push: digest, size, media type and a function opening its bytes."""
+class _Upload:
+    """One blob a push needs present: a layer's or the config's."""
 
     digest: str
     size: int
-    media_type: str
     opener: Callable[[], BinaryIO]
 
 
-@dataclass(frozen=True)
-class Publication:
-    """What goes to a registry: blobs (layers and config) and the manifest bytes."""
-
-    blobs: tuple[Blob, ...]
-    manifest: bytes
-    manifest_media_type: str
-    digest: str
-
-
-def config_blob(data: bytes, media_type: str = mediatypes.DOCKER_CONFIG) -> Blob:
-    """The config as a blob to push."""
-    return Blob(digest_of(data), len(data), media_type, lambda: io.BytesIO(data))
+def _uploads(image: Image) -> list[_Upload]:
+    """The layers a registry may receive (never foreign ones: their bytes live at their
+    ``urls``), then the config."""
+    config = image.config
+    wanted = [
+        _Upload(layer.digest, layer.size, layer.open_compressed)
+        for layer in image.layers
+        if not mediatypes.is_foreign_layer(layer.media_type)
+    ]
+    wanted.append(_Upload(image.config_digest, len(config), lambda: io.BytesIO(config)))
+    return wanted
 
 
-def publish(item: Publication, destination: str, pool: RegistryPool) -> Reference:
-    """Push ``item`` to ``destination``; return the reference pinned to the pushed digest."""
-    ref = Reference.parse(destination)
-    client = pool.client(ref.registry, push=True)
-    wanted = [blob for blob in item.blobs if blob.media_type not in NON_DISTRIBUTABLE]
-    log.info("Pushing image to %s (%d blobs)", ref, len(wanted))
+def publish(image: Image, destination: Reference, pool: RegistryPool) -> Reference:
+    """Push ``image`` to ``destination``; return the reference pinned to the pushed digest."""
+    client = pool.client(destination.registry, push=True)
+    repository = destination.repository
+    wanted = _uploads(image)
+    log.info("Pushing image to %s (%d blobs)", destination, len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:
             # Every blob is known present before the manifest: the registry said so earlier
             # in this build (a HEAD, or its answer to the pre-upload), or `upload_blob` finds
             # it (HEAD) or uploads it now; an upload whose answer did not name the digest is
             # checked again with a HEAD.
-            def ensure(blob: Blob) -> bool:
-                repo = ref.repository
-                if client.confirmed(repo, blob.digest):
+            def ensure(blob: _Upload) -> bool:
+                if client.confirmed(repository, blob.digest):
                     return True
-                client.upload_blob(repo, blob.digest, blob.size, blob.opener)
-                return client.confirmed(repo, blob.digest) or client.blob_exists(repo, blob.digest)
+                client.upload_blob(repository, blob.digest, blob.size, blob.opener)
+                return client.confirmed(repository, blob.digest) or client.blob_exists(
+                    repository, blob.digest
+                )
 
             present = list(threads.map(in_this_build(ensure), wanted))
         missing = [blob.digest for blob, ok in zip(wanted, present, strict=True) if not ok]
         if missing:
             raise RegistryError(
                 f"the registry does not have blobs {', '.join(missing)} after uploading them",
-                reference=str(ref),
+                reference=str(destination),
             )
     except RegistryError as exc:
         raise RegistryError(
             "push failed before the manifest was written (no tag was changed): "
             f"{exc.reference}: {exc.problem}",
-            reference=str(ref),
+            reference=str(destination),
             status=exc.status,
             code=exc.code,
             hint=exc.hint,
             remedies=exc.remedies,
         ) from exc
     try:
-        client.put_manifest(ref.repository, ref.reference, item.manifest, item.manifest_media_type)
+        client.put_manifest(
+            repository, destination.reference, image.manifest, image.manifest_media_type
+        )
     except RegistryError as exc:
         if pool.options.push_ignore_immutable_tag_errors and _is_immutable_tag(exc):
-            log.warning("%s: tag is immutable and already exists; push ignored", ref)
-            return ref.with_digest(item.digest)
+            log.warning("%s: tag is immutable and already exists; push ignored", destination)
+            return destination.with_digest(image.digest)
         raise
-    log.info("Pushed %s@%s", ref.name, item.digest)
-    return ref.with_digest(item.digest)
+    log.info("Pushed %s@%s", destination.name, image.digest)
+    return destination.with_digest(image.digest)
 
 
 def _is_immutable_tag(exc: RegistryError) -> bool:
@@ -117,16 +108,15 @@ def _is_immutable_tag(exc: RegistryError) -> bool:
     return exc.code in _IMMUTABLE_CODES or "immutable" in str(exc).lower()
 
 
-def check_push_permissions(destinations: Sequence[str], pool: RegistryPool) -> None:
+def check_push_permissions(destinations: Sequence[Reference], pool: RegistryPool) -> None:
     """Before building, make sure every destination accepts a push (as Kaniko does)."""
     for destination in destinations:
-        ref = Reference.parse(destination)
         try:
-            pool.client(ref.registry, push=True).check_push(ref.repository)
+            pool.client(destination.registry, push=True).check_push(destination.repository)
         except AuthError as exc:
             raise AuthError(
                 f"no permission to push: {exc.problem}",
-                reference=str(ref),
+                reference=str(destination),
                 status=exc.status,
                 code=exc.code,
                 hint=(_template(exc) + "; or " if exc.hint else "")

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from kiln.builder.state import LayerRef
 from kiln.builder.workspace import Workspace
 from kiln.errors import BuildError, Remedy, UsageError
 from kiln.fs import (
@@ -23,9 +22,9 @@ from kiln.fs import (
     WalkStage,
     apply_layer,
     chain_id,
-    open_layer,
     overlay_problem,
 )
+from kiln.image import Layer
 
 log = logging.getLogger("kiln")
 
@@ -82,14 +81,14 @@ class StageFilesystems:
             if self._kind is None and not self._closed:
                 self._kind = select_snapshotter(self.requested, self.workspace)
 
-    def create(self, layers: Sequence[LayerRef], label: str) -> StageFilesystem:
+    def create(self, layers: Sequence[Layer], label: str) -> StageFilesystem:
         """A writable filesystem holding ``layers``, for one stage (or a COPY --from image)."""
         with self._lock:  # stages are made from parallel threads
             directory = self.workspace.new_rootfs(label)
         stage_fs: StageFilesystem
         if self.kind == "walk":
             for layer in layers:
-                with open_layer(self.workspace.store.path(layer.digest)) as stream:
+                with layer.open_uncompressed() as stream:
                     apply_layer(stream, directory)
             stage_fs = WalkStage(directory)
         else:
@@ -102,11 +101,11 @@ class StageFilesystems:
         self._made.append(stage_fs)
         return stage_fs
 
-    def detached(self, layers: Sequence[LayerRef], label: str) -> Path:
+    def detached(self, layers: Sequence[Layer], label: str) -> Path:
         """A directory holding ``layers``, read by COPY --from an image."""
         return self.create(layers, label).rootfs
 
-    def stage_source(self, rootfs: Path, layers: Sequence[LayerRef], label: str) -> Path:
+    def stage_source(self, rootfs: Path, layers: Sequence[Layer], label: str) -> Path:
         """Where COPY --from=<stage> reads: that stage's own root, left as it finished."""
         return rootfs
 
@@ -117,7 +116,7 @@ class StageFilesystems:
         while self._made:
             self._made.pop().close()
 
-    def _layer_dir(self, layer: LayerRef, lowers: Sequence[Path], chain: str) -> Path:
+    def _layer_dir(self, layer: Layer, lowers: Sequence[Path], chain: str) -> Path:
         """The directory for ``layer`` over ``lowers``: one this build made, or from the store.
 
         A layer this build made is the upper directory of its step, which ran on the very
@@ -126,5 +125,4 @@ class StageFilesystems:
         built = self.built.get(layer.diff_id)
         if built is not None:
             return built
-        blob = self.workspace.store.path(layer.digest)
-        return self.layer_store.ensure_on(layer.diff_id, lambda: open_layer(blob), lowers, chain)
+        return self.layer_store.ensure_on(layer.diff_id, layer.open_uncompressed, lowers, chain)

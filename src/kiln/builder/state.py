@@ -11,20 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from kiln.image import ImageConfig
+from kiln.image import ImageConfig, Layer
 
 DEFAULT_SHELL: tuple[str, ...] = ("/bin/sh", "-c")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class LayerRef:
-    """A layer of the image being built: its blob (compressed) and its diff_id (uncompressed)."""
-
-    digest: str
-    diff_id: str
-    size: int
-    media_type: str
 
 
 @dataclass(frozen=True)
@@ -32,7 +22,7 @@ class StageState:
     """Everything dispatch may read or change for one stage."""
 
     config: ImageConfig
-    layers: tuple[LayerRef, ...] = ()
+    layers: tuple[Layer, ...] = ()
     args: Mapping[str, str] = field(default_factory=dict)
     cmd_set: bool = False
     name: str | None = None

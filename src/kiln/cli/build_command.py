@@ -12,7 +12,7 @@ import os
 import textwrap
 from pathlib import Path
 
-from kiln.builder.options import BuildOptions
+from kiln.builder.options import BuildOptions, parse_platform, parse_references
 from kiln.cli.flags import BooleanFlag, FlagHelpFormatter, FlagParser
 from kiln.cli.registry_flags import (
     add_push_extras,
@@ -309,7 +309,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         dockerfile=args.dockerfile,
         context_sub_path=args.context_sub_path,
         git=tuple(args.git),
-        destinations=tuple(args.destinations),
+        destinations=parse_references(args.destinations),
         build_args=_pairs(args.build_arg, "--build-arg", True),
         labels=labels,
         target=args.target,
@@ -322,7 +322,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         compression=args.compression,
         compression_level=args.compression_level,
         image_format=args.image_format,
-        platform=args.platform,
+        platform=parse_platform(args.platform),
         isolation=args.isolation,
         snapshotter=args.snapshotter,
         jobs=args.jobs,

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kiln.builder.options import parse_platform, parse_references
 from kiln.cli.flags import BooleanFlag, FlagParser
 from kiln.cli.registry_flags import add_registry_flags, add_tls_flags, registry_options_from_args
 from kiln.commands.registry import login, push_saved, warm
@@ -87,16 +88,13 @@ def run_registry_command(args: argparse.Namespace) -> int:
         print(f"Login succeeded; credentials stored in {path}")
         return 0
     if args.command == "warm":
-        platform = args.platform.split("/")
-        if len(platform) < 2:
-            raise UsageError(f"invalid platform {args.platform!r}: expected os/arch[/variant]")
-        variant = platform[2] if len(platform) > 2 else None
-        warm(args.image, args.cache_dir, options, (platform[0], platform[1], variant))
+        platform = parse_platform(args.platform)
+        warm(parse_references(args.image), args.cache_dir, options, platform)
         return 0
     source, tag = _source_and_tag(args.source)
     digest = push_saved(
         source,
-        args.destination,
+        parse_references(args.destination),
         options,
         tag=tag,
         digest_file=args.digest_file,

@@ -16,8 +16,8 @@ from kiln.builder.base_image import fetch_base_image
 from kiln.builder.options import RegistryOptions
 from kiln.builder.publish import publish, write_name_files
 from kiln.builder.registries import RegistryPool
-from kiln.builder.saved_image import load_saved
 from kiln.fs import BlobStore
+from kiln.image import Platform, load_saved
 from kiln.registry import Credentials, Reference, save_credentials
 
 log = logging.getLogger("kiln")
@@ -37,11 +37,11 @@ def login(registry: str, username: str, password: str, options: RegistryOptions)
 
 
 def warm(
-    images: Sequence[str],
+    images: Sequence[Reference],
     cache_dir: Path,
     options: RegistryOptions,
-    platform: tuple[str, str, str | None],
-) -> list[str]:
+    platform: Platform,
+) -> list[Reference]:
     """Pull every image's manifests, config and layers into ``cache_dir`` (Kaniko's warmer)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     store = BlobStore(cache_dir)
@@ -59,7 +59,7 @@ def warm(
 
 def push_saved(
     source: Path,
-    destinations: Sequence[str],
+    destinations: Sequence[Reference],
     options: RegistryOptions,
     *,
     tag: str | None = None,
@@ -69,12 +69,12 @@ def push_saved(
     """Push an OCI layout or docker-archive to every destination; return the manifest digest."""
     pool = RegistryPool(options)
     with tempfile.TemporaryDirectory(prefix="kiln-push-") as scratch:
-        item = load_saved(source, Path(scratch), tag)
+        image = load_saved(source, Path(scratch), tag)
         try:
-            pinned = [publish(item, destination, pool) for destination in destinations]
+            pinned = [publish(image, destination, pool) for destination in destinations]
         finally:
             pool.close()
     if digest_file is not None:
-        digest_file.write_text(item.digest)
+        digest_file.write_text(image.digest)
     write_name_files(pinned, image_name_with_digest_file, None)
-    return item.digest
+    return image.digest

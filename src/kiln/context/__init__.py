@@ -3,12 +3,10 @@
 A build context is a local directory plus Docker's ``.dockerignore`` rules, whatever it was
 opened from (a directory, a tarball from a file, stdin or a URL, a git repository, a cloud
 bucket). This package opens contexts (``open_context``), matches ignore patterns
-(``IgnoreMatcher``), expands COPY/ADD source patterns (``resolve_sources``, ``walk_source``)
-and checksums sources for cache keys (``checksum_sources``). It imports only ``kiln.errors``
-and ``kiln.fs``.
+(``IgnoreMatcher``) and expands COPY/ADD source patterns (``resolve_sources``,
+``walk_source``). It imports only ``kiln.errors`` and ``kiln.fs``.
 """
 
-from kiln.context.checksum import checksum_sources
 from kiln.context.giturl import GitOptions, GitSource, parse_git_spec
 from kiln.context.ignore import IgnoreMatcher, IgnorePattern
 from kiln.context.ignorefile import IGNORE_FILE_NAME, find_ignore_file
@@ -32,7 +30,6 @@ __all__ = [
     "LocalContext",
     "SourceEntry",
     "SourceMatch",
-    "checksum_sources",
     "find_ignore_file",
     "open_context",
     "parse_git_spec",

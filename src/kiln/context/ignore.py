@@ -246,11 +246,6 @@ class IgnoreMatcher:
             raise ContextError(f"cannot read ignore file {shown}: {exc.strerror}") from exc
         return cls.from_lines(text.split("\n"), shown)
 
-    @property
-    def has_exclusions(self) -> bool:
-        """True if any ``!`` pattern exists (only then can an excluded directory hold files)."""
-        return any(p.exclusion for p in self.patterns)
-
     def matches(self, rel_path: str) -> bool:
         """True if ``rel_path`` (relative to the context root, ``/``-separated) is excluded.
 

@@ -42,10 +42,6 @@ from kiln.dockerfile.lexer import (
 )
 from kiln.dockerfile.run_heredoc import HeredocRun, heredoc_run
 
-# ``Warning`` is the short name used in the design notes; ``DockerfileWarning`` avoids shadowing
-# the builtin and is preferred.
-Warning = DockerfileWarning
-
 __all__ = [
     "MAX_NESTING",
     "AddInstruction",

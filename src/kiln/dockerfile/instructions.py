@@ -221,11 +221,6 @@ class OnbuildInstruction(Instruction):
 
     trigger: str
 
-    @property
-    def inner_text(self) -> str:
-        """Alias of ``trigger`` (the name used in docs/internals.md)."""
-        return self.trigger
-
 
 @record(frozen=True, kw_only=True)
 class MaintainerInstruction(Instruction):

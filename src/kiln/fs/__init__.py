@@ -23,6 +23,7 @@ from .protected import ProtectedPaths, remove_unprotected
 from .securejoin import secure_join
 from .snapshot import Changes, Snapshotter, WalkSnapshotter
 from .stagefs import OverlayStage, StageFilesystem, WalkStage
+from .storedlayer import StoredLayer
 from .streams import GrowingFile, compression_threads
 from .trees import remove_tree
 from .unpack import apply_layer
@@ -41,6 +42,7 @@ __all__ = [
     "Snapshotter",
     "SourceFile",
     "StageFilesystem",
+    "StoredLayer",
     "WalkSnapshotter",
     "WalkStage",
     "apply_layer",

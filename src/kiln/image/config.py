@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kiln.errors import ImageFormatError
 from kiln.image.digest import is_valid_digest
-from kiln.image.errors import ImageFormatError
 from kiln.image.healthcheck import Healthcheck
 from kiln.image.history import HistoryEntry
 from kiln.image.platform import Platform

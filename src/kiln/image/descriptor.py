@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from kiln.errors import ImageFormatError
 from kiln.image.digest import is_valid_digest
-from kiln.image.errors import ImageFormatError
 from kiln.image.platform import Platform
 
 

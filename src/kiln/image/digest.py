@@ -27,10 +27,3 @@ def digest_hex(digest: str) -> str:
     if not is_valid_digest(digest):
         raise ValueError(f"not a valid digest: {digest!r}")
     return digest.split(":", 1)[1]
-
-
-def digest_algorithm(digest: str) -> str:
-    """The algorithm part (``sha256``) of a validated digest."""
-    if not is_valid_digest(digest):
-        raise ValueError(f"not a valid digest: {digest!r}")
-    return digest.split(":", 1)[0]

@@ -21,39 +21,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kiln.errors import ImageFormatError
 from kiln.image.atomic import atomic_writer
-from kiln.image.blobs import BlobReader
 from kiln.image.config import ImageConfig
-from kiln.image.digest import digest_hex, digest_of
-from kiln.image.errors import ImageFormatError
-from kiln.image.manifest import parse_manifest
+from kiln.image.digest import digest_hex
+from kiln.image.image import Image
+from kiln.image.layer import Layer
 from kiln.image.mediatypes import OCI_INDEX
 from kiln.image.oci_layout import LAYOUT_VERSION
 from kiln.image.uncompressed import measure_layer
 
 
-def write_docker_archive(
-    path: Path,
-    *,
-    config: bytes,
-    layers: Sequence[tuple[str, str]],
-    blobs: BlobReader,
-    repo_tags: Sequence[str] = (),
-    manifest: bytes | None = None,
-    manifest_media_type: str | None = None,
-) -> None:
-    """Write a ``docker save``-format tar of one image to ``path``.
+def write_docker_archive(path: Path, image: Image, repo_tags: Sequence[str] = ()) -> None:
+    """Write a ``docker save``-format tar of ``image`` to ``path``.
 
-    ``layers`` lists ``(blob_digest, diff_id)`` pairs, base first; the diff IDs must equal the
-    config's ``rootfs.diff_ids``. ``repo_tags`` are written as given (``name:tag``).
-    ``manifest`` (the image manifest naming exactly these blobs) also makes the tar an OCI
-    image layout holding that manifest, tagged with the first repo tag's tag.
+    The layers' diff IDs must equal the config's ``rootfs.diff_ids``. ``repo_tags`` are written
+    as given (``name:tag``). The image manifest (naming exactly these blobs) also makes the tar
+    an OCI image layout holding that manifest, tagged with the first repo tag's tag.
     """
-    diff_ids = [diff_id for _, diff_id in layers]
-    if list(ImageConfig.from_json(config).diff_ids) != diff_ids:
+    diff_ids = [layer.diff_id for layer in image.layers]
+    if list(ImageConfig.from_json(image.config).diff_ids) != diff_ids:
         raise ImageFormatError("layer diff IDs do not match the config's rootfs.diff_ids")
-    config_name = _blob_name(digest_of(config))
-    layer_names = [_blob_name(digest) for digest, _ in layers]
+    config_name = _blob_name(image.config_digest)
+    layer_names = [_blob_name(layer.digest) for layer in image.layers]
     with (
         atomic_writer(path) as handle,
         tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as archive,
@@ -61,46 +51,37 @@ def write_docker_archive(
         archive.addfile(_info("blobs", tarfile.DIRTYPE, 0))
         archive.addfile(_info("blobs/sha256", tarfile.DIRTYPE, 0))
         written: set[str] = set()
-        for (digest, diff_id), name in zip(layers, layer_names, strict=True):
+        for layer, name in zip(image.layers, layer_names, strict=True):
             if name not in written:
-                _add_layer(archive, name, digest, diff_id, blobs)
+                _add_layer(archive, name, layer)
                 written.add(name)
-        _add_bytes(archive, config_name, config)
+        _add_bytes(archive, config_name, image.config)
         entry = [{"Config": config_name, "RepoTags": list(repo_tags), "Layers": layer_names}]
         _add_bytes(archive, "manifest.json", _dump(entry))
         repositories = _repositories(repo_tags, diff_ids)
         if repositories:
             _add_bytes(archive, "repositories", _dump(repositories))
-        if manifest is not None:
-            _add_layout(archive, manifest, manifest_media_type, repo_tags)
+        _add_layout(archive, image, repo_tags)
 
 
 def _blob_name(digest: str) -> str:
     return f"blobs/sha256/{digest_hex(digest)}"
 
 
-def _add_layer(
-    archive: tarfile.TarFile, name: str, digest: str, diff_id: str, blobs: BlobReader
-) -> None:
-    with blobs.open(digest) as source:
-        measure_layer(source, digest, diff_id)  # both digests checked, zstd refused
-    with blobs.open(digest) as source:
-        size = source.seek(0, io.SEEK_END)
-        source.seek(0)
-        archive.addfile(_info(name, tarfile.REGTYPE, size), source)
+def _add_layer(archive: tarfile.TarFile, name: str, layer: Layer) -> None:
+    with layer.open_compressed() as source:
+        measure_layer(source, layer.digest, layer.diff_id)  # both digests checked, zstd refused
+    with layer.open_compressed() as source:
+        archive.addfile(_info(name, tarfile.REGTYPE, layer.size), source)
 
 
-def _add_layout(
-    archive: tarfile.TarFile, manifest: bytes, media_type: str | None, repo_tags: Sequence[str]
-) -> None:
+def _add_layout(archive: tarfile.TarFile, image: Image, repo_tags: Sequence[str]) -> None:
     """``oci-layout``, the manifest blob and ``index.json``: the tar is an OCI layout too."""
-    parsed = parse_manifest(manifest, media_type)
-    name = _blob_name(digest_of(manifest))
-    _add_bytes(archive, name, manifest)
+    _add_bytes(archive, _blob_name(image.digest), image.manifest)
     descriptor: dict[str, Any] = {
-        "mediaType": parsed.media_type,
-        "digest": digest_of(manifest),
-        "size": len(manifest),
+        "mediaType": image.manifest_media_type,
+        "digest": image.digest,
+        "size": len(image.manifest),
     }
     if repo_tags:
         tag = repo_tags[0].rpartition(":")[2]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.image.errors import ImageFormatError
+from kiln.errors import ImageFormatError
 
 _DURATIONS = (
     ("interval_ns", "Interval"),

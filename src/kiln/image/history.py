@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.image.errors import ImageFormatError
+from kiln.errors import ImageFormatError
 
 
 @dataclass(frozen=True)

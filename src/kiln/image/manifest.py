@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from kiln.errors import ImageFormatError
 from kiln.image import mediatypes as mt
 from kiln.image.descriptor import Descriptor
 from kiln.image.digest import digest_of
-from kiln.image.errors import ImageFormatError
 from kiln.image.platform import Platform, compatibility_rank
 
 __all__ = [

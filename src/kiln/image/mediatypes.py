@@ -79,11 +79,6 @@ def is_manifest(media_type: str) -> bool:
     return media_type in MANIFEST_TYPES
 
 
-def is_layer(media_type: str) -> bool:
-    """True for any Docker or OCI layer media type, foreign/non-distributable included."""
-    return media_type in _LAYER_COMPRESSION
-
-
 def is_foreign_layer(media_type: str) -> bool:
     """True for layers registries may not serve (Windows base layers); never push these."""
     return media_type in FOREIGN_LAYER_TYPES

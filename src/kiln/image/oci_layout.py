@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kiln.errors import ImageFormatError
 from kiln.image import mediatypes as mt
 from kiln.image.atomic import atomic_write_bytes, atomic_writer
-from kiln.image.blobs import BlobReader, copy_verified
+from kiln.image.blobs import copy_verified
 from kiln.image.config import ImageConfig
 from kiln.image.descriptor import Descriptor
 from kiln.image.digest import digest_hex, digest_of
-from kiln.image.errors import ImageFormatError
+from kiln.image.image import Image
+from kiln.image.layer import Layer
 from kiln.image.manifest import Manifest, parse_manifest
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -28,52 +30,43 @@ LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 def write_oci_layout(
-    path: Path,
-    manifest: bytes,
-    config: bytes,
-    blobs: BlobReader,
-    tags: Sequence[str] = (),
-    *,
-    tag: str | None = None,
-    manifest_media_type: str | None = None,
-    layer_digests: Sequence[str] | None = None,
+    path: Path, image: Image, tags: Sequence[str] = (), *, tag: str | None = None
 ) -> Descriptor:
-    """Write one image into the layout at ``path`` and return its ``index.json`` descriptor.
+    """Write ``image`` into the layout at ``path`` and return its ``index.json`` descriptor.
 
     ``tags`` (and/or ``tag``) become ``org.opencontainers.image.ref.name`` annotations, one
-    index entry per tag; with no tag the manifest is listed without a name. Layers are read from
-    ``blobs``: by default every non-foreign layer the manifest lists, or exactly
-    ``layer_digests`` when given. Every copied blob is verified against its digest.
+    index entry per tag; with no tag the manifest is listed without a name. Every layer but
+    foreign ones is copied from the layer itself (``Layer.open_compressed``) and verified
+    against its digest.
 
     The manifest bytes are written exactly as given, so the layout holds the image whose digest
     the caller computed (and pushes under it). A Docker schema-2 manifest stays one: converting
     it would silently change the digest. skopeo (1.9) and umoci (0.4) only read OCI manifests
     from a layout, so a caller who wants them to read it builds the image with OCI media types.
     """
-    parsed = parse_manifest(manifest, manifest_media_type)
+    parsed = parse_manifest(image.manifest, image.manifest_media_type)
     if not isinstance(parsed, Manifest):
         raise ValueError("write_oci_layout writes a single image; got an index")
-    if parsed.config.digest != digest_of(config):
+    if parsed.config.digest != image.config_digest:
         raise ImageFormatError(
             f"manifest names config {parsed.config.digest} but the config bytes are "
-            f"{digest_of(config)}"
+            f"{image.config_digest}"
         )
-    if layer_digests is None:
-        layer_digests = [d.digest for d in parsed.layers if not mt.is_foreign_layer(d.media_type)]
     blob_dir = path / "blobs" / "sha256"
     blob_dir.mkdir(parents=True, exist_ok=True)
     if not (path / "oci-layout").exists():
         atomic_write_bytes(path / "oci-layout", LAYOUT_VERSION)
-    for digest in layer_digests:
-        _put_stream(blob_dir, digest, blobs)
-    _put_bytes(blob_dir, config)
-    _put_bytes(blob_dir, manifest)
+    for layer in image.layers:
+        if not mt.is_foreign_layer(layer.media_type):
+            _put_layer(blob_dir, layer)
+    _put_bytes(blob_dir, image.config)
+    _put_bytes(blob_dir, image.manifest)
 
-    platform = ImageConfig.from_json(config).platform
+    platform = ImageConfig.from_json(image.config).platform
     entry = Descriptor(
         media_type=parsed.media_type,
-        digest=digest_of(manifest),
-        size=len(manifest),
+        digest=image.digest,
+        size=len(image.manifest),
         platform=platform if platform.os and platform.architecture else None,
     )
     names = [*tags, *([tag] if tag else [])]
@@ -87,12 +80,12 @@ def _put_bytes(blob_dir: Path, data: bytes) -> None:
         atomic_write_bytes(target, data)
 
 
-def _put_stream(blob_dir: Path, digest: str, blobs: BlobReader) -> None:
-    target = blob_dir / digest_hex(digest)
+def _put_layer(blob_dir: Path, layer: Layer) -> None:
+    target = blob_dir / digest_hex(layer.digest)
     if target.exists():
         return
-    with blobs.open(digest) as source, atomic_writer(target) as dest:
-        copy_verified(source, dest, digest)
+    with layer.open_compressed() as source, atomic_writer(target) as dest:
+        copy_verified(source, dest, layer.digest)
 
 
 def _update_index(index_path: Path, entry: Descriptor, names: Sequence[str]) -> None:

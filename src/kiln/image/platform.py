@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kiln.image.errors import ImageFormatError
+from kiln.errors import ImageFormatError, UsageError
 
 _ARCH_ALIASES: Mapping[str, tuple[str, str | None]] = {
     "x86_64": ("amd64", None),
@@ -49,10 +49,14 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse ``os/arch[/variant]`` as given to ``--platform`` (``linux/arm64/v8``)."""
+        """Parse ``os/arch[/variant]`` as given to ``--platform`` (``linux/arm64/v8``).
+
+        The one parser for platforms users write (flags, API arguments, ``FROM --platform``);
+        what it refuses is a ``UsageError`` naming the text.
+        """
         parts = text.strip().split("/")
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform must be os/arch[/variant], not {text!r}")
+            raise UsageError(f"invalid platform {text!r}: expected os/arch[/variant]")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
     @classmethod
@@ -114,6 +118,10 @@ class Platform:
     def __str__(self) -> str:
         base = f"{self.os}/{self.architecture}"
         return f"{base}/{self.variant}" if self.variant else base
+
+
+#: What kiln builds for and pulls when no platform is asked for (as Kaniko and Docker on amd64).
+DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 def compatibility_rank(host: Platform, image: Platform) -> int | None:

@@ -53,8 +53,41 @@ class _HashingReader(io.RawIOBase):
 
 
 def open_uncompressed(source: BinaryIO, digest: str = "sha256:") -> BinaryIO:
-    """Wrap ``source`` so reads return the uncompressed tar (gzip or plain; zstd is refused)."""
-    return _Decompressing(source, digest).plain
+    """Wrap ``source`` so reads return the uncompressed tar (gzip or plain; zstd is refused).
+
+    The returned stream owns ``source``: closing it closes both.
+    """
+    try:
+        plain = _Decompressing(source, digest).plain
+    except BaseException:
+        source.close()
+        raise
+    return cast(BinaryIO, io.BufferedReader(_Owning(plain, source), CHUNK_SIZE))
+
+
+class _Owning(io.RawIOBase):
+    """Reads ``plain``; closing closes it and the ``source`` it reads from (``GzipFile`` leaves
+    a file object it was given open)."""
+
+    def __init__(self, plain: BinaryIO, source: BinaryIO) -> None:
+        self._plain = plain
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._plain.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._plain.close()
+            finally:
+                self._source.close()
+        super().close()
 
 
 def measure_layer(source: BinaryIO, digest: str, diff_id: str) -> int:

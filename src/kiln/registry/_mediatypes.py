@@ -1,22 +1,22 @@
-"""The media-type groups the registry client negotiates and recognises.
+"""The media types the registry client negotiates: the ``Accept`` list a pull sends.
 
-Why: the names themselves live in ``kiln.image.mediatypes``; this module adds what only the
-registry needs -- schema 1 (recognised only to reject it clearly) and the ``Accept`` list a
-pull sends.
+Why: every name lives in ``kiln.image.mediatypes`` (schema 1 included, recognised only to refuse
+it clearly); this module only adds what a pull asks for, and keeps the short names the client
+uses.
 """
 
 from __future__ import annotations
 
-from kiln.image.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
+from kiln.image.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from kiln.image.mediatypes import DOCKER_SCHEMA1_MANIFEST as DOCKER_SCHEMA1
+from kiln.image.mediatypes import DOCKER_SCHEMA1_SIGNED_MANIFEST as DOCKER_SCHEMA1_SIGNED
 
-DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
-DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-
-IMAGE_MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
-INDEXES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
-SCHEMA1 = (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED)
-
-#: What ``pull_image`` asks for: every manifest kind it can read, images and indexes alike.
+#: What ``resolve_image`` asks for: every manifest kind it can read, images and indexes alike.
 PULL_ACCEPT = (OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 
 __all__ = [
@@ -24,10 +24,7 @@ __all__ = [
     "DOCKER_MANIFEST_LIST",
     "DOCKER_SCHEMA1",
     "DOCKER_SCHEMA1_SIGNED",
-    "IMAGE_MANIFESTS",
-    "INDEXES",
     "OCI_INDEX",
     "OCI_MANIFEST",
     "PULL_ACCEPT",
-    "SCHEMA1",
 ]
