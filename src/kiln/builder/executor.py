@@ -125,7 +125,8 @@ class StageExecutor:
     def copy(self, effect: CopyEffect, *, defer_files: bool = False) -> LayerRef | None:
         """COPY/ADD: copy sources and write a layer from exactly the paths written."""
         # Loaded here: a build without COPY/ADD (RUN steps only) never needs it, nor what it
-        # brings (archive handling, URL downloads, --chmod parsing).
+        # brings (archive handling, URL downloads, --chmod parsing): about 7 ms of imports
+        # (`python3 -X importtime`, after kiln.builder.builder).
         from kiln.builder.copy_files import CopyJob
 
         if effect.heredocs:
