@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,8 +104,8 @@ def build(options: BuildOptions, cancellation: Cancellation | None = None) -> Bu
         cancellation.working(),
         cancellation.exits_shielded(workspace),
         # Closed before the workspace goes: unmounted (inplace: `/` put back).
-        cancellation.exits_shielded(open_filesystems(options, workspace, inplace)) as filesystems,
-        Builder(options, workspace, filesystems, cancellation) as builder,
+        cancellation.exits_shielded(closing(open_filesystems(options, workspace, inplace))) as fs,
+        Builder(options, workspace, fs, cancellation) as builder,
     ):
         return builder.run()
 

@@ -14,9 +14,9 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from kiln.builder import run_files
 from kiln.builder.effects import CopyEffect, Effect, RunEffect, WorkdirEffect
 from kiln.builder.resources import resource_errors
-from kiln.builder.run_files import RunFiles
 from kiln.builder.state import LayerRef, StageState
 from kiln.context import BuildContext
 from kiln.errors import RunFailedError
@@ -89,8 +89,8 @@ class StageExecutor:
         uid, gid, groups = lookup_user(self.rootfs, user)
         env = with_home(effect.env, lambda: lookup_home(self.rootfs, user))
         cwd = state.config.working_dir or "/"
-        with RunFiles(self.rootfs, effect.files) as run_files:
-            self.fs.begin((*SNAPSHOT_EXCLUDES, run_files.excluded))
+        with run_files.run_files(self.rootfs, effect.files):
+            self.fs.begin((*SNAPSHOT_EXCLUDES, run_files.EXCLUDED))
             self._make_dirs(cwd, 0, 0)
             self._execute(effect, env, cwd, uid, gid, groups)
         return self._commit(None)

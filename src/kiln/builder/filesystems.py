@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from kiln.builder.inplace_filesystems import InplaceFilesystems
 from kiln.builder.options import BuildOptions
@@ -66,17 +65,6 @@ class Filesystems(Protocol):
     def close(self) -> None:
         """Take down what was made (unmount, or put `/` back); safe to call again."""
         ...
-
-    def __enter__(self) -> Self:
-        """``with open_filesystems(...)`` closes them on the way out."""
-        ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 def open_workspace(options: BuildOptions, inplace: str | None) -> Workspace:
