@@ -166,3 +166,21 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
     (root / "loop").symlink_to("loop")
     with pytest.raises(ContextError, match="symbolic links"):
         resolve_sources(LocalContext(root), ["loop"])
+
+
+@pytest.mark.parametrize(("hops", "resolves"), [(40, True), (41, False)])
+def test_symlink_chains_stop_at_linux_limit(tmp_path: Path, hops: int, resolves: bool) -> None:
+    # The context follows links with kiln.fs.secure_join, so it gives up where the kernel does.
+    root = tmp_path / "ctx"
+    root.mkdir()
+    (root / "file").write_text("x")
+    (root / "l0").symlink_to("file")
+    for n in range(1, hops):
+        (root / f"l{n}").symlink_to(f"l{n - 1}")
+    last = f"l{hops - 1}"
+    if resolves:
+        [match] = resolve_sources(LocalContext(root), [last])
+        assert match.abs_path == root / "file"
+    else:
+        with pytest.raises(ContextError, match="too many levels of symbolic links"):
+            resolve_sources(LocalContext(root), [last])

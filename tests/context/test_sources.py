@@ -11,7 +11,7 @@ from typing import Literal
 
 import pytest
 
-from kiln.context import ExtractedContext, LocalContext, find_ignore_file, open_context
+from kiln.context import LocalContext, WrappedContext, find_ignore_file, open_context
 from kiln.errors import ContextError
 from tests.context.conftest import make_tree
 
@@ -162,7 +162,7 @@ def test_tar_context_extracts_and_cleans_up(
         mode,
     )
     context = open_context(f"tar://{archive.name}", workdir=tmp_path)
-    assert isinstance(context, ExtractedContext)
+    assert isinstance(context, WrappedContext)
     root = context.root
     assert root.parent.parent == private_tmp.resolve()
     assert (root / "Dockerfile").read_text() == "FROM scratch\n"

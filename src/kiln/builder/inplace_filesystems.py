@@ -27,16 +27,19 @@ from kiln.builder.inplace_root import (
     save,
     unpack,
 )
+from kiln.builder.isolation import select_runner
 from kiln.builder.options import BuildOptions
 from kiln.builder.workspace import Workspace
+from kiln.closeable import Closeable
 from kiln.errors import BuildError, Remedy
 from kiln.fs import Changes, StageFilesystem, WalkStage, apply_layer
 from kiln.image import Layer
+from kiln.sandbox import Runner
 
 log = logging.getLogger("kiln")
 
 
-class InplaceFilesystems:
+class InplaceFilesystems(Closeable):
     """Makes each stage's filesystem by resetting `root` (the container's `/`) in place."""
 
     def __init__(
@@ -44,9 +47,11 @@ class InplaceFilesystems:
         options: BuildOptions,
         workspace: Workspace,
         *,
+        reason: str = "chosen with --isolation",
         root: Path = Path("/"),
         mountinfo: str | None = None,
     ) -> None:
+        self.reason = reason  # why the build runs in `root` itself (`isolation.inplace_reason`)
         self.root = Path(os.path.abspath(root))
         self.workspace = workspace
         self.cleanup = options.cleanup
@@ -74,6 +79,22 @@ class InplaceFilesystems:
         temp = workspace.root / "tmp"
         temp.mkdir(exist_ok=True)
         self._old_tempdir, tempfile.tempdir = tempfile.tempdir, str(temp)
+
+    #: The last COPY's files are created for real: the root stays as the build leaves it.
+    defers_files = False
+    #: Closing puts the root back (``--cleanup``), which the outputs, kept in it, wait for.
+    closes_before_outputs = False
+
+    def prepare(self) -> None:
+        """Nothing to probe: `/` is the root, and the walk snapshotter the only one."""
+
+    def jobs(self, requested: int | None) -> int:
+        """One stage at a time: there is only one `/`."""
+        return 1
+
+    def runner(self, isolation: str) -> Runner:
+        """RUN in `/` too, whatever `auto` would have picked for a directory."""
+        return select_runner(isolation, self.reason)
 
     def create(self, layers: Sequence[Layer], label: str) -> StageFilesystem:
         """Wipe the root but its protected paths, then unpack ``layers`` over it."""

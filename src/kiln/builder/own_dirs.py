@@ -16,35 +16,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from kiln.closeable import Closeable
-from kiln.context import BuildContext, IgnoreMatcher
+from kiln.context import BuildContext, IgnoreMatcher, WrappedContext
 
 log = logging.getLogger("kiln")
 
 _GLOB_SPECIALS = "\\*?["
-
-
-class _WithoutOwnDirs(Closeable):
-    """A build context whose ignore rules also exclude kiln's own directories."""
-
-    def __init__(self, inner: BuildContext, ignore: IgnoreMatcher) -> None:
-        self._inner = inner
-        self._ignore = ignore
-
-    @property
-    def root(self) -> Path:
-        return self._inner.root
-
-    @property
-    def ignore(self) -> IgnoreMatcher:
-        return self._ignore
-
-    @property
-    def dockerfile(self) -> Path | None:
-        return self._inner.dockerfile
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def inside(root: Path, paths: Iterable[Path]) -> list[str]:
@@ -69,7 +45,8 @@ def without_own_dirs(context: BuildContext, own: Iterable[Path]) -> BuildContext
         ", ".join(f"{context.root / rel}" for rel in rels),
     )
     extra = IgnoreMatcher.from_patterns(_escaped(rel) for rel in rels)
-    return _WithoutOwnDirs(context, IgnoreMatcher(context.ignore.patterns + extra.patterns))
+    ignore = IgnoreMatcher(context.ignore.patterns + extra.patterns)
+    return WrappedContext(context, context.close, ignore=ignore)
 
 
 def _escaped(rel: str) -> str:

@@ -20,6 +20,8 @@ def warm_up(isolation: str) -> None:
     CAP_SYS_ADMIN) fail; calling it again while a probe is under way does nothing either.
     """
     if isolation in _WARMED:
+        # Not at the top: the CLI imports this module for every command, and the backend
+        # costs 25 ms of imports (`-X importtime`) that `kiln --help` or `kiln login` never need.
         from kiln.sandbox.namespaces import NamespacesRunner
 
         NamespacesRunner.warm_up()

@@ -13,7 +13,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from kiln.builder.background import in_background
+from kiln.builder.isolation import select_runner
+from kiln.builder.stage_scheduler import default_jobs
 from kiln.builder.workspace import Workspace
+from kiln.closeable import Closeable
 from kiln.errors import BuildError, Remedy, UsageError
 from kiln.fs import (
     LayerStore,
@@ -25,6 +29,7 @@ from kiln.fs import (
     overlay_problem,
 )
 from kiln.image import Layer
+from kiln.sandbox import Runner
 
 log = logging.getLogger("kiln")
 
@@ -53,7 +58,7 @@ def select_snapshotter(requested: str, workspace: Workspace) -> str:
     return "walk"
 
 
-class StageFilesystems:
+class StageFilesystems(Closeable):
     """Makes and finally unmounts every stage's filesystem for one build."""
 
     def __init__(self, requested: str, workspace: Workspace) -> None:
@@ -66,6 +71,22 @@ class StageFilesystems:
         self._closed = False
         self._lock = threading.Lock()
 
+    #: A stage's directory is its own: nothing reads the image stage's after its last step.
+    defers_files = True
+    #: Nothing reads the stages' directories once the layers are in the blob store.
+    closes_before_outputs = True
+
+    def prepare(self) -> None:
+        """The overlay probe (a mount) runs while the context is read and the base pulled."""
+        in_background("kiln-snapshotter", self.choose)
+
+    def jobs(self, requested: int | None) -> int:
+        """Stages have directories of their own: as many at once as asked, or as cores."""
+        return requested or default_jobs()
+
+    def runner(self, isolation: str) -> Runner:
+        return select_runner(isolation)
+
     @property
     def kind(self) -> str:
         """The snapshotter in use, chosen on first use."""
@@ -75,7 +96,7 @@ class StageFilesystems:
             return self._kind
 
     def choose(self) -> None:
-        """Choose the snapshotter now, unless the build is over (the builder calls this on
+        """Choose the snapshotter now, unless the build is over (``prepare`` calls this on
         another thread at the start, so the overlay probe overlaps the base image pull)."""
         with self._lock:
             if self._kind is None and not self._closed:

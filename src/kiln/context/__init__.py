@@ -14,15 +14,14 @@ from kiln.context.resolve import SourceEntry, SourceMatch, resolve_sources, walk
 from kiln.context.scoped import within_context
 from kiln.context.sources import (
     BuildContext,
-    ExtractedContext,
     LocalContext,
+    WrappedContext,
     open_context,
 )
 
 __all__ = [
     "IGNORE_FILE_NAME",
     "BuildContext",
-    "ExtractedContext",
     "GitOptions",
     "GitSource",
     "IgnoreMatcher",
@@ -30,6 +29,7 @@ __all__ = [
     "LocalContext",
     "SourceEntry",
     "SourceMatch",
+    "WrappedContext",
     "find_ignore_file",
     "open_context",
     "parse_git_spec",

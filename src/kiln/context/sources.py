@@ -99,31 +99,39 @@ class LocalContext(Closeable):
         """Nothing to release: the directory belongs to the user."""
 
 
-class ExtractedContext(Closeable):
-    """A context unpacked into a temporary directory that ``close`` removes."""
+class WrappedContext(Closeable):
+    """Another context's directory, with ignore rules and a clean-up of its own.
 
-    def __init__(self, local: LocalContext, tempdir: Path) -> None:
-        self._local = local
-        self._tempdir = tempdir
+    Why one class: a fetched context (``close`` removes its temporary directory) and a context
+    with kiln's own directories excluded (``kiln.builder.own_dirs``) each change only a part or
+    two of the context they wrap; the rest is the same delegation.
+    """
+
+    def __init__(
+        self,
+        inner: BuildContext,
+        release: Callable[[], None],
+        *,
+        ignore: IgnoreMatcher | None = None,
+    ) -> None:
+        self._inner = inner
+        self._release = release
+        self._ignore = inner.ignore if ignore is None else ignore
 
     @property
     def root(self) -> Path:
-        return self._local.root
+        return self._inner.root
 
     @property
     def ignore(self) -> IgnoreMatcher:
-        return self._local.ignore
+        return self._ignore
 
     @property
     def dockerfile(self) -> Path | None:
-        return self._local.dockerfile
-
-    @property
-    def ignore_file(self) -> Path | None:
-        return self._local.ignore_file
+        return self._inner.dockerfile
 
     def close(self) -> None:
-        _force_rmtree(self._tempdir)
+        self._release()
 
 
 def _force_rmtree(path: Path) -> None:
@@ -206,7 +214,7 @@ def _fetched(
     dockerfile: Path | None,
     workdir: Path | None,
     sub_paths: tuple[str | None, ...],
-) -> ExtractedContext:
+) -> WrappedContext:
     """Run ``fill(tree)`` to populate a fresh temporary directory, then open it as a context."""
     tempdir = Path(tempfile.mkdtemp(prefix="kiln-context-"))
     try:
@@ -214,7 +222,8 @@ def _fetched(
         tree.mkdir()
         fill(tree)
         root = _sub_root(tree, sub_paths, spec)
-        return ExtractedContext(_local(root, dockerfile, workdir, remote=True), tempdir)
+        local = _local(root, dockerfile, workdir, remote=True)
+        return WrappedContext(local, lambda: _force_rmtree(tempdir))
     except BaseException:
         _force_rmtree(tempdir)
         raise

@@ -89,28 +89,20 @@ class LayerStore:
         This is the layer alone; ``ensure_on`` is what a stack of layers should use.
         """
         final = self.path(diff_id)
-        if final.is_dir():
-            return final
-        with self._lock_for(diff_id):
-            if final.is_dir():
-                return final
-            self.root.mkdir(parents=True, exist_ok=True)
-            temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
-            try:
-                os.chmod(temp, 0o755)
-                unpacker = _OverlayUnpacker(temp, self.xattr_prefix)
-                with opener() as stream:
-                    checked = _HashingReader(stream)
-                    unpacker.run(checked)  # type: ignore[arg-type]
-                    checked.drain()
-                _check(checked.digest, diff_id)
-                info = _NEEDS_LOWERS if unpacker.needs_lowers else _ALONE
-                _write_atomically(final.with_name(final.name + ".info"), info)
-                _publish(temp, final)
-            finally:
-                if temp.exists():
-                    remove_tree(temp, ignore_errors=True)
-        return final
+
+        def unpack(temp: Path) -> Path:
+            os.chmod(temp, 0o755)
+            unpacker = _OverlayUnpacker(temp, self.xattr_prefix)
+            with opener() as stream:
+                checked = _HashingReader(stream)
+                unpacker.run(checked)  # type: ignore[arg-type]
+                checked.drain()
+            _check(checked.digest, diff_id)
+            info = _NEEDS_LOWERS if unpacker.needs_lowers else _ALONE
+            _write_atomically(final.with_name(final.name + ".info"), info)
+            return temp
+
+        return self._made_once(final, diff_id, unpack)
 
     def alone(self, diff_id: str) -> bool:
         """True if the layer's own directory is right over any layers (module docstring).
@@ -136,26 +128,33 @@ class LayerStore:
         if self.alone(diff_id):
             return own
         final = self.path(chain).parent / "chains" / self.path(chain).name
+
+        def apply(temp: Path) -> Path:
+            with OverlayRootfs(temp / "mount", lowers) as overlay, opener() as stream:
+                checked = _HashingReader(stream)
+                apply_layer(checked, overlay.rootfs)  # type: ignore[arg-type]
+                checked.drain()
+            _check(checked.digest, diff_id)
+            return overlay.upper
+
+        return self._made_once(final, chain, apply)
+
+    def _made_once(self, final: Path, key: str, make: Callable[[Path], Path]) -> Path:
+        """``final``, made unless it is there: ``make`` fills a fresh directory beside it and
+        returns what becomes ``final``. One thread per ``key`` at a time; the others then find
+        it made. A failed ``make`` leaves nothing behind."""
         if final.is_dir():
             return final
-        with self._lock_for(chain):
+        with self._lock_for(key):
             if final.is_dir():
                 return final
             final.parent.mkdir(parents=True, exist_ok=True)
             temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
             try:
-                overlay = OverlayRootfs(temp / "mount", lowers)
-                try:
-                    with opener() as stream:
-                        checked = _HashingReader(stream)
-                        apply_layer(checked, overlay.rootfs)  # type: ignore[arg-type]
-                        checked.drain()
-                finally:
-                    overlay.close()
-                _check(checked.digest, diff_id)
-                _publish(overlay.upper, final)
+                _publish(make(temp), final)
             finally:
-                remove_tree(temp, ignore_errors=True)
+                if temp.exists():
+                    remove_tree(temp, ignore_errors=True)
         return final
 
     def _lock_for(self, diff_id: str) -> threading.Lock:

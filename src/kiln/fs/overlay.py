@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from kiln.closeable import Closeable
 from kiln.errors import LayerError, Remedy
 
 from ._mount import MNT_DETACH, mount, umount
@@ -126,7 +127,7 @@ def _topmost_occurrences(lowers: Sequence[Path]) -> list[Path]:
     return kept
 
 
-class OverlayRootfs:
+class OverlayRootfs(Closeable):
     """One overlay mount at ``self.rootfs`` whose layers grow by one upper dir per ``rotate()``.
 
     ``lowers`` are bottom-first (image order). ``directory`` (made if missing) must be empty; it

@@ -5,6 +5,7 @@ input. Joining them naively (``root / name``) lets ``..`` components or a symlin
 ``evil -> /`` lead outside the root. ``secure_join`` walks the path one component at a time,
 reading each symlink it meets and re-rooting its target, so the result always lies inside root.
 The result is only as safe as the tree is stable: callers must not race with other writers.
+The build context follows its symlinks with it too (``kiln.context.scoped``), as BuildKit does.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def _link_target(candidate: str) -> str | None:
     try:
         mode = os.lstat(candidate).st_mode
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
+            return None  # joined as it is: whatever opens the result meets the same error
         raise
     if not stat.S_ISLNK(mode):
         return None

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from kiln.closeable import Closeable
+
 from .overlay import OverlayRootfs
 from .overlaydiff import overlay_changes
 from .protected import ProtectedPaths
@@ -45,7 +47,7 @@ class StageFilesystem(Protocol):
         """Release mounts; the directories themselves belong to the workspace."""
 
 
-class WalkStage:
+class WalkStage(Closeable):
     """A plain directory; RUN diffs by two walks, COPY/WORKDIR by the paths they wrote."""
 
     def __init__(self, rootfs: Path) -> None:
@@ -88,7 +90,7 @@ class WalkStage:
         pass
 
 
-class OverlayStage:
+class OverlayStage(Closeable):
     """An overlay mount; each step's diff is its upper directory, which then becomes a lower.
 
     ``built`` (shared between stages) learns the directory of every layer committed here, so

@@ -18,18 +18,26 @@ difference: a damaged or truncated header after the first entry is a ``LayerErro
 from __future__ import annotations
 
 import os
-import re
 import struct
 import tarfile
-import zlib
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO, cast
 
 from kiln.errors import LayerError
 
-BLOCK = 512
-ENCODING = tarfile.ENCODING  # what tarfile decodes names with (the filesystem encoding)
-ERRORS = "surrogateescape"  # names that are not valid UTF-8 round-trip to the same bytes
+from .tarfields import (
+    BLOCK,
+    ENCODING,
+    ERRORS,
+    BadHeader,
+    blocks,
+    nti,
+    nts,
+    parse_pax,
+    pax_int,
+    signed_sum,
+    unsigned_sum,
+)
 
 REGTYPE, AREGTYPE, CONTTYPE = b"0", b"\0", b"7"
 LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE = b"1", b"2", b"3", b"4", b"5", b"6"
@@ -44,14 +52,8 @@ _NO_DATA = frozenset((LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE))
 
 _READ_SIZE = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
-_LOW_BYTES = bytes(range(128))
-_EVEN_BYTES = bytes(range(0, 256, 2))
-_HALVES = bytes(value // 2 for value in range(256))
 # name mode uid gid size mtime chksum type linkname (magic version) uname gname major minor prefix
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8x32s32s8s8s155s")
-_HDRCHARSET = re.compile(rb"\d+ hdrcharset=([^\n]+)\n")
-_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
-_PAX_NAME_FIELDS = frozenset(("path", "linkpath", "uname", "gname"))
 #: Largest long-name or PAX header accepted (Go's archive/tar, hence Docker, allows 1 MiB).
 MAX_SPECIAL_SIZE = 16 << 20
 _NUMBER_CACHE_LIMIT = 1 << 16
@@ -121,10 +123,6 @@ class TarEntry:
         return f"TarEntry({self.name!r}, type={self.type!r}, size={self.size})"
 
 
-class _BadHeader(Exception):
-    """A header tarfile would reject (``InvalidHeaderError`` and friends)."""
-
-
 class _Fallback(Exception):
     """Something this reader leaves to tarfile starts at the current entry."""
 
@@ -173,7 +171,7 @@ class TarReader:
         except _Fallback:
             self._start_fallback()
             return self._next_fallback()
-        except _BadHeader as exc:
+        except BadHeader as exc:
             raise LayerError(f"malformed layer tar: {exc}") from None
         self._mark = -1
         if entry is None:
@@ -243,7 +241,7 @@ class TarReader:
 
     def _take(self, count: int) -> bytes:
         if not self._fill(count):
-            raise _BadHeader("unexpected end of data")
+            raise BadHeader("unexpected end of data")
         start = self._pos
         self._pos = start + count
         return self._buf[start : start + count]
@@ -251,22 +249,22 @@ class TarReader:
     def _take_special(self, header: TarEntry) -> bytes:
         """The data of a long-name or PAX header (bounded: it is held in memory)."""
         if header.size > MAX_SPECIAL_SIZE:
-            raise _BadHeader(f"a {header.type!r} header of {header.size} bytes is too large")
-        return self._take(_blocks(header.size))
+            raise BadHeader(f"a {header.type!r} header of {header.size} bytes is too large")
+        return self._take(blocks(header.size))
 
     # --- headers (tarfile's fromtarfile / _proc_member, mirrored) -------------------------------
 
     def _read_member(self, *, nested: bool) -> TarEntry | None:
         if not self._fill(BLOCK):
             if nested or self._first or self._pos < len(self._buf):
-                raise _BadHeader("empty file" if self._first else "truncated header")
+                raise BadHeader("empty file" if self._first else "truncated header")
             return None  # the stream ends between entries, without end-of-archive blocks
         start = self._pos
         block = self._buf[start : start + BLOCK]
         self._pos = start + BLOCK
         if block == _ZERO_BLOCK:
             if nested:
-                raise _BadHeader("end-of-archive block after an extended header")
+                raise BadHeader("end-of-archive block after an extended header")
             return None
         entry = self._parse_header(block)
         kind = entry.type
@@ -280,7 +278,7 @@ class TarReader:
             data = self._take_special(entry)
             following = self._read_member(nested=True)
             assert following is not None
-            text = _nts(data, ENCODING)
+            text = nts(data, ENCODING)
             if kind == _LONGNAME:
                 following.name = text
             else:
@@ -308,11 +306,11 @@ class TarReader:
             )
         except KeyError:
             stored, mode_, uid_, gid_, size_, mtime_, major_, minor_ = map(self._number, fields)
-        if stored != _unsigned_sum(block) - sum(chksum) + 256 and (
-            stored != _signed_sum(block) - _signed_sum(chksum) + 256  # some old tars sum signed
+        if stored != unsigned_sum(block) - sum(chksum) + 256 and (
+            stored != signed_sum(block) - signed_sum(chksum) + 256  # some old tars sum signed
         ):
-            raise _BadHeader("bad checksum")
-        text = _nts(name, ENCODING)
+            raise BadHeader("bad checksum")
+        text = nts(name, ENCODING)
         if kind == AREGTYPE and text.endswith("/"):
             kind = DIRTYPE  # a v7 directory
         entry = TarEntry(
@@ -323,12 +321,12 @@ class TarReader:
             gid_,
             size_,
             mtime_,
-            _nts(linkname, ENCODING) if linkname[0] else "",
+            nts(linkname, ENCODING) if linkname[0] else "",
             major_,
             minor_,
         )
         if prefix[0] and kind not in (_LONGNAME, _LONGLINK, _SPARSE):
-            entry.name = _nts(prefix, ENCODING) + "/" + entry.name
+            entry.name = nts(prefix, ENCODING) + "/" + entry.name
             if kind == DIRTYPE:  # tarfile strips again: a name that was all prefix ends in "/"
                 entry.name = entry.name.rstrip("/")
         return entry
@@ -336,7 +334,7 @@ class TarReader:
     def _number(self, field: bytes) -> int:
         value = self._numbers.get(field)
         if value is None:
-            value = _nti(field)
+            value = nti(field)
             if len(self._numbers) >= _NUMBER_CACHE_LIMIT:
                 self._numbers.clear()
             self._numbers[field] = value
@@ -351,9 +349,9 @@ class TarReader:
         else:
             records = dict(self._global)
         try:
-            _parse_pax(data, records)
+            parse_pax(data, records)
         except UnicodeDecodeError as exc:
-            raise _BadHeader(f"undecodable PAX header: {exc}") from None
+            raise BadHeader(f"undecodable PAX header: {exc}") from None
         if header.type == _PAX_GLOBAL and "size" in records:
             raise _Fallback  # tarfile skips data by the header size but reports the PAX size
         following = self._read_member(nested=True)
@@ -425,84 +423,6 @@ def _write_all(fd: int, data: bytes | memoryview) -> int:
     return total
 
 
-def _unsigned_sum(data: bytes) -> int:
-    """``sum(data)`` for a header, about three times faster.
-
-    Halving every byte keeps the sum below adler32's modulus, so adler32 computes it exactly;
-    the odd bytes' lost halves are counted separately.
-    """
-    halves = zlib.adler32(data.translate(_HALVES)) - 1 & 0xFFFF
-    return 2 * halves + len(data.translate(None, _EVEN_BYTES))
-
-
-def _signed_sum(data: bytes) -> int:
-    """The sum of ``data`` read as signed chars."""
-    return sum(data) - 256 * len(data.translate(None, _LOW_BYTES))
-
-
-def _blocks(count: int) -> int:
-    """``count`` rounded up to whole blocks (tarfile's ``_block``; negative sizes give 0)."""
-    blocks, remainder = divmod(count, BLOCK)
-    if remainder:
-        blocks += 1
-    return blocks * BLOCK
-
-
-def _nts(field: bytes, encoding: str) -> str:
-    """tarfile's ``nts``: the bytes up to the first NUL, decoded."""
-    end = field.find(0)
-    if end != -1:
-        field = field[:end]
-    return field.decode(encoding, ERRORS)
-
-
-def _nti(field: bytes) -> int:
-    """tarfile's ``nti``: an octal number, or base-256 when the first byte says so."""
-    if field[0] in (0o200, 0o377):
-        value = int.from_bytes(field[1:], "big")
-        if field[0] == 0o377:
-            value = -(256 ** (len(field) - 1) - value)
-        return value
-    end = field.find(0)
-    if end != -1:
-        field = field[:end]
-    try:
-        return int(field.decode("ascii").strip() or "0", 8)
-    except ValueError:
-        raise _BadHeader("invalid header") from None
-
-
-def _decode(raw: bytes, encoding: str, fallback: str) -> str:
-    """tarfile's ``_decode_pax_field``: strict first, then ``fallback`` with surrogate escapes."""
-    try:
-        return raw.decode(encoding, "strict")
-    except UnicodeDecodeError:
-        return raw.decode(fallback, ERRORS)
-
-
-def _parse_pax(data: bytes, records: dict[str, str]) -> None:
-    """Add the ``LEN KEY=VALUE\\n`` records of a PAX header to ``records``, as tarfile does."""
-    match = _HDRCHARSET.search(data)
-    if match is not None:
-        records["hdrcharset"] = match.group(1).decode("utf-8")
-    encoding = ENCODING if records.get("hdrcharset") == "BINARY" else "utf-8"
-    pos = 0
-    while True:
-        match = _PAX_RECORD.match(data, pos)
-        if match is None:
-            break
-        length = int(match.group(1))
-        if length == 0:
-            raise _BadHeader("invalid header")
-        value = data[match.end(2) + 1 : match.start(1) + length - 1]
-        keyword = _decode(match.group(2), "utf-8", "utf-8")
-        if keyword in _PAX_NAME_FIELDS:
-            records[keyword] = _decode(value, encoding, ENCODING)
-        else:
-            records[keyword] = _decode(value, "utf-8", "utf-8")
-        pos += length
-
-
 def _apply_pax(entry: TarEntry, records: dict[str, str]) -> None:
     """tarfile's ``_apply_pax_info``: PAX records override header fields."""
     for keyword, value in records.items():
@@ -511,21 +431,14 @@ def _apply_pax(entry: TarEntry, records: dict[str, str]) -> None:
         elif keyword == "linkpath":
             entry.linkname = value
         elif keyword == "size":
-            entry.size = _pax_int(value)
+            entry.size = pax_int(value)
         elif keyword == "uid":
-            entry.uid = _pax_int(value)
+            entry.uid = pax_int(value)
         elif keyword == "gid":
-            entry.gid = _pax_int(value)
+            entry.gid = pax_int(value)
         elif keyword == "mtime":
             try:
                 entry.mtime = float(value)
             except ValueError:
                 entry.mtime = 0
     entry.pax_headers = dict(records)
-
-
-def _pax_int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0

@@ -11,6 +11,7 @@ package too, and should pay only for the helper modules it runs, not for every b
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,6 @@ def stop_running_steps() -> None:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value  # later lookups skip this function
         return value

@@ -17,14 +17,15 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from kiln.sandbox._etc_files import HOST_HOSTS, HOST_RESOLV_CONF, hosts_content
 from kiln.sandbox._mountpoints import Ledger, Stub, ensure_dir, remove_stubs
 
 
-class _Saved(NamedTuple):
+@dataclass(frozen=True)
+class _Saved:
     """A rootfs file kiln overwrote for one step, and how to put it back."""
 
     path: Path

@@ -33,17 +33,14 @@ from typing import NoReturn
 
 from kiln.sandbox import _libc, _namespaces, _rootfs
 from kiln.sandbox._command import exec_command
-from kiln.sandbox._init import as_child, die, exit_status, read_all
+from kiln.sandbox._init import as_child, die, exit_status, plan_fds, read_all
 from kiln.sandbox._plan import SandboxPlan
 from kiln.sandbox._report import from_os_error
 
 
 def main(argv: list[str]) -> NoReturn:
     """``--plan-fd N --report-fd M`` runs a plan."""
-    if len(argv) != 4 or argv[0] != "--plan-fd" or argv[2] != "--report-fd":
-        os.write(2, b"usage: python -m kiln.sandbox._chroot_init --plan-fd N --report-fd M\n")
-        os._exit(2)
-    helper(int(argv[1]), int(argv[3]))
+    helper(*plan_fds(argv, "kiln.sandbox._chroot_init"))
 
 
 def helper(plan_fd: int, report_fd: int) -> NoReturn:

@@ -18,7 +18,7 @@ import select
 import socket
 import subprocess
 import threading
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from kiln.errors import SandboxError
 from kiln.sandbox._interpreter import helper_command, helper_env
@@ -147,7 +147,8 @@ class ForkServer:
         return ident
 
 
-class PendingProbe(NamedTuple):
+@dataclass(frozen=True)
+class PendingProbe:
     """A probe the server is running: read its output, then its status."""
 
     server: ForkServer

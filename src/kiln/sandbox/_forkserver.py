@@ -2,46 +2,49 @@
 
 Why: starting a fresh Python interpreter for every RUN step (``python -m kiln.sandbox._init``)
 costs tens of milliseconds before the step does anything. This small single-threaded
-interpreter is started once (by ``kiln.sandbox._servers``) with the helper modules imported;
-each request makes it fork a child that *is* the helper of one step, exactly as the fresh
-interpreter was (same fds 0-4, same code from ``_init``/``_chroot_init`` on). The tree is::
+interpreter is started by ``kiln.sandbox._forkclient`` on first use (and again if it died),
+with the helper modules imported; each request makes it fork a child that *is* the helper of
+one step, exactly as the fresh interpreter was (same fds 0-4, same code from
+``_init``/``_chroot_init`` on). The tree is::
 
     kiln ── fork server ── helper (one per RUN) ── init / command ...
+                       └── init (a namespaces step where the server may enter pid namespaces)
 
 For a namespaces step the server forks init itself into a new pid namespace where the kernel
 lets it (``unshare(CLONE_NEWPID)`` before the fork, ``setns`` back to its own right after), so
-the step has one Python process fewer to fork and to tear down; elsewhere (no privilege) it
-forks the helper, whose error message then says what is missing.
+the step has one Python process fewer to fork and to tear down; elsewhere (a rootless kiln, or
+no privilege) it forks the helper, which makes the pid namespace itself or says what is missing.
 
 kiln itself still never forks, changes namespaces, root or credentials. The server owns its
 children: it reaps them (through pidfds, so it never blocks on one), reports each exit status on
-the step's own status pipe, and SIGKILLs a step on request. When kiln goes away, for whatever
-reason, the kernel closes its end of the control socket; the server then kills every helper still
-running and exits (each helper also has ``PR_SET_PDEATHSIG`` on the server).
+the step's own status pipe, and kills a step on request. When kiln goes away, for whatever
+reason, the kernel closes its end of the control socket; the server then kills every child
+still running (the spare init too) and exits (each child also has ``PR_SET_PDEATHSIG`` on the
+server).
 
 Requests are SOCK_SEQPACKET messages: a small JSON header plus fds (``SCM_RIGHTS``):
 
 - ``{"op": "run", "id": N, "helper": "namespaces"|"chroot"}`` with fds
-  ``[stdout, stderr, status, plan, report]``: fork a helper for one step.
+  ``[stdout, stderr, status, plan, report]``: fork a helper for one step (a namespaces
+  step: its init, or hand the fds to the spare init).
 - ``{"op": "probe", "id": N}`` with fds ``[stdout, stderr, status]``: the namespaces probe.
 - ``{"op": "kill", "id": N}``: end that step's process tree (its status is still reported):
   SIGKILL for a namespaces helper or init (the pid namespace dies with it), SIGTERM for a
   chroot helper, which then kills everything below it (``_chroot_init``); a SIGKILL would
   orphan the step's background processes, which have nothing else to end them.
 
-Spare init: when the namespaces probe starts and whenever a step ends, the server forks the
-next step's init ahead (pid 1 of a new pid namespace, capability bounding set dropped) and
-keeps it waiting on a socket; a step's request hands it the step's fds, and the server forks
-the next spare when a step ends, so a step waits for none of that. (The other namespaces
-cannot be entered ahead: a new mount namespace copies the mount table as it is then, before
-kiln has mounted the step's rootfs.)
+Spare init: once the namespaces probe is under way and whenever a child (a step or the probe)
+has been reaped, the server forks the next step's init ahead (pid 1 of a new pid namespace, set
+up as far as it can be without a plan: ``_init.prepare_init``) and keeps it waiting on a
+socket; a namespaces step's request hands it the step's fds, so the step waits for none of
+that. (The other namespaces cannot be entered ahead: a new mount namespace copies the mount
+table as it is then, before kiln has mounted the step's rootfs.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import json
 import os
 import select
@@ -155,7 +158,6 @@ class _Server:
         """A spare init: pid 1 of its own pid namespace, set up as far as it can be without a
         plan (``_init.prepare_init``), waiting for a step's fds on ``sock``."""
         try:
-            gc.disable()
             _libc.set_parent_death_signal(signal.SIGKILL)
             if not self._alive(as_init=True):
                 os._exit(_CHILD_FAILED)
@@ -217,7 +219,6 @@ class _Server:
 
     def _child(self, op: str, helper: str, fds: list[int], *, as_init: bool) -> NoReturn:
         try:
-            gc.disable()  # short-lived, then exec'd: nothing for a collection to gain here
             _libc.set_parent_death_signal(signal.SIGKILL)
             if not self._alive(as_init=as_init):
                 os._exit(_CHILD_FAILED)  # the server died before the line above took effect
@@ -306,9 +307,6 @@ def main(argv: list[str]) -> NoReturn:
         os._exit(2)
     # Ctrl-C is for the step's command and for kiln, which then asks for the step to be killed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Every step forks this interpreter (then its helper forks twice more): with the objects of
-    # its start frozen, no collection in a child touches (and so copies) their pages.
-    gc.freeze()
     _Server(socket.socket(fileno=int(argv[1]))).serve()
 
 

@@ -10,6 +10,7 @@ directory or credentials.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from kiln.errors import SandboxError
@@ -37,6 +38,19 @@ def checked_rootfs(rootfs: Path) -> str:
     if real == "/":
         raise SandboxError("refusing to use the host's / as a RUN rootfs")
     return real
+
+
+def root_problem(backend: str, *capabilities: tuple[int, str]) -> str | None:
+    """Why ``backend`` (as named in messages) cannot run here for want of Linux, root or one of
+    ``capabilities`` (number, name), or None: the first checks every mounting backend makes."""
+    if sys.platform != "linux":
+        return f"{backend} needs Linux (this is {sys.platform})"
+    if os.geteuid() != 0:
+        return f"{backend} needs root (running as uid {os.geteuid()})"
+    for number, name in capabilities:
+        if not has_capability(number):
+            return f"{backend} needs {name}"
+    return None
 
 
 def has_capability(cap: int) -> bool:

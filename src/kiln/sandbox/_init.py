@@ -40,10 +40,16 @@ def main(argv: list[str]) -> NoReturn:
     """``--plan-fd N --report-fd M`` runs a plan; ``--probe`` checks the backend can work."""
     if argv == ["--probe"]:
         probe()
+    helper(*plan_fds(argv, "kiln.sandbox._init"))
+
+
+def plan_fds(argv: list[str], module: str) -> tuple[int, int]:
+    """The plan and report fds of a helper run as ``python -m module`` (the fork server passes
+    them as fds 3 and 4 instead); a usage message and exit status 2 for anything else."""
     if len(argv) != 4 or argv[0] != "--plan-fd" or argv[2] != "--report-fd":
-        os.write(2, b"usage: python -m kiln.sandbox._init --plan-fd N --report-fd M\n")
+        os.write(2, f"usage: python -m {module} --plan-fd N --report-fd M\n".encode())
         os._exit(2)
-    helper(int(argv[1]), int(argv[3]))
+    return int(argv[1]), int(argv[3])
 
 
 def helper(plan_fd: int, report_fd: int) -> NoReturn:

@@ -4,29 +4,28 @@ Why: the helper (``python -m kiln.sandbox._init``) is a fresh interpreter that e
 namespaces; it receives everything it needs as one JSON document on a pipe (never on its command
 line, where other users could read the environment). The parent decides what is safe to mount
 (it has inspected the rootfs); the helper only carries the plan out.
-
-Immutable values as ``NamedTuple``s rather than dataclasses: the sandbox fork server imports
-this module, and ``dataclasses`` (with ``inspect``, ``ast``, ``dis``...) would add about 7 ms
-to its start, which every kiln run waits for or pays in CPU.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # not at run time: the fork server would load pathlib for an annotation
     from kiln.sandbox.spec import RunSpec
 
 
-class FileBind(NamedTuple):
+@dataclass(frozen=True)
+class FileBind:
     """Bind host file ``source`` read-only over ``target`` (relative to the rootfs)."""
 
     source: str
     target: str
 
 
-class SandboxPlan(NamedTuple):
+@dataclass(frozen=True)
+class SandboxPlan:
     """Everything the helper needs; ``rootfs`` is an absolute, symlink-free host path."""
 
     rootfs: str

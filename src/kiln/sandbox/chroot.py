@@ -15,14 +15,12 @@ CAP_SYS_ADMIN) ``available`` says so, and ``auto`` builds in place instead (Kani
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import sys
 import threading
 from pathlib import Path
 
 from kiln.sandbox._chroot_files import chroot_files
-from kiln.sandbox._helper import checked_rootfs, has_capability, launch
+from kiln.sandbox._helper import checked_rootfs, has_capability, launch, root_problem
 from kiln.sandbox._mountpoints import mount_points
 from kiln.sandbox._output import routed_output
 from kiln.sandbox._plan import SandboxPlan
@@ -52,12 +50,9 @@ class ChrootRunner:
     @classmethod
     def available(cls) -> str | None:
         """``None`` if this backend works here, else the reason it does not (for ``auto``)."""
-        if sys.platform != "linux":
-            return f"chroot isolation needs Linux (this is {sys.platform})"
-        if os.geteuid() != 0:
-            return f"chroot isolation needs root (running as uid {os.geteuid()})"
-        if not has_capability(_CAP_SYS_CHROOT):
-            return "chroot isolation needs CAP_SYS_CHROOT"
+        problem = root_problem("chroot isolation", (_CAP_SYS_CHROOT, "CAP_SYS_CHROOT"))
+        if problem is not None:
+            return problem
         if not has_capability(_CAP_SYS_ADMIN):
             return (
                 "chroot isolation cannot give RUN steps /proc, /sys, /dev/shm and /dev/pts "

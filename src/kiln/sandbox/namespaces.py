@@ -10,14 +10,12 @@ be the host's or the root of the user namespace a rootless kiln re-executed itse
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from pathlib import Path
 
 from kiln.errors import SandboxError
 from kiln.sandbox._etc_files import etc_files
 from kiln.sandbox._forkclient import probe, start_probe
-from kiln.sandbox._helper import checked_rootfs, has_capability, launch
+from kiln.sandbox._helper import checked_rootfs, launch, root_problem
 from kiln.sandbox._mountpoints import mount_points
 from kiln.sandbox._namespaces import PRIVILEGE_HINT
 from kiln.sandbox._output import routed_output
@@ -61,13 +59,7 @@ class NamespacesRunner:
 
 
 def _cheap_problem() -> str | None:
-    if sys.platform != "linux":
-        return f"namespaces need Linux (this is {sys.platform})"
-    if os.geteuid() != 0:
-        return f"namespaces backend needs root (running as uid {os.geteuid()})"
-    if not has_capability(_CAP_SYS_ADMIN):
-        return "namespaces backend needs CAP_SYS_ADMIN"
-    return None
+    return root_problem("namespaces backend", (_CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
 
 
 @functools.cache
