@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from kiln.errors import AuthError, RegistryError
-from kiln.net import ConnectError, TruncatedBody
-from kiln.registry.transport import RetryPolicy, retry_after
+from kiln.errors import AuthError, ConnectError, RegistryError, TruncatedBody
+from kiln.registry.problems import retry_after
+from kiln.registry.retry import RetryPolicy
 from tests.registry.scripted import Reply, scripted_client
 
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/x"}).encode()
@@ -102,7 +102,7 @@ def test_an_answer_cut_short_is_retried() -> None:
     assert len(sleeps) == 1 and len(adapter.seen) == 3
 
     client, _, _ = scripted_client([PING, cut_manifest, cut_manifest], retries=1)
-    with client, pytest.raises(RegistryError, match="manifest was interrupted"):
+    with client, pytest.raises(RegistryError, match="failed after 2 attempts"):
         client.get_manifest("app", "v1", [OCI])
 
 
