@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from kiln.errors import AuthError, ConnectError, RegistryError, TruncatedBody
+from kiln.errors import AuthError, ConnectError, RegistryDiagnostic, RegistryError, TruncatedBody
 from kiln.registry.problems import retry_after
 from kiln.registry.retry import RetryPolicy
 from tests.registry.scripted import Reply, scripted_client
@@ -184,3 +184,25 @@ def test_oversized_manifest_refused() -> None:
     client, _, _ = scripted_client([PING, Reply(200, {"Content-Type": OCI}, huge)])
     with client, pytest.raises(RegistryError, match="manifest larger than"):
         client.get_manifest("app", "v1", [OCI])
+
+
+def test_every_diagnostic_is_kept_with_whether_it_is_temporary() -> None:
+    errors = [
+        {"code": "UNAVAILABLE", "message": "down"},
+        {"code": "TOOMANYREQUESTS", "message": "slow down", "detail": {"limit": 5}},
+    ]
+    body = json.dumps({"errors": errors}).encode()
+    client, _, _ = scripted_client([PING, Reply(503, {}, body)], retries=0)
+    with client, pytest.raises(RegistryError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    assert caught.value.diagnostics == (
+        RegistryDiagnostic("UNAVAILABLE", "down"),
+        RegistryDiagnostic("TOOMANYREQUESTS", "slow down", {"limit": 5}),
+    )
+    assert caught.value.temporary and caught.value.code == "UNAVAILABLE"
+    assert "down; slow down" in str(caught.value)
+
+    client, _, _ = scripted_client([PING, Reply(404, {}, body)], retries=0)
+    with client, pytest.raises(RegistryError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    assert not caught.value.temporary and len(caught.value.diagnostics) == 2

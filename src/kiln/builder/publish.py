@@ -97,6 +97,7 @@ def publish(item: Publication, destination: str, pool: RegistryPool) -> Referenc
             reference=str(ref),
             status=exc.status,
             code=exc.code,
+            diagnostics=exc.diagnostics,
             hint=exc.hint,
             remedies=exc.remedies,
         ) from exc
@@ -129,6 +130,7 @@ def check_push_permissions(destinations: Sequence[str], pool: RegistryPool) -> N
                 reference=str(ref),
                 status=exc.status,
                 code=exc.code,
+                diagnostics=exc.diagnostics,
                 hint=(_template(exc) + "; or " if exc.hint else "")
                 + f"skip this check with {{{len(exc.remedies)}}}",
                 remedies=(*exc.remedies, Remedy("skip_push_permission_check", True)),
