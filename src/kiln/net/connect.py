@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kiln.errors import (
-    ConnectError,
-    ConnectionLost,
-    ConnectTimeout,
-    NameNotFound,
-    NetworkError,
-    NetworkTimeout,
-    TLSError,
-)
+from kiln.errors import ConnectError, ConnectTimeout, NameNotFound, NetworkError, TLSError
 from kiln.net.proxy import Proxy
+from kiln.net.response import is_tls_error
 
 if TYPE_CHECKING:
     import http.client
@@ -81,7 +73,7 @@ def connect_error(exc: Exception, host: str, port: int, proxy: Proxy | None) -> 
     name = f"{host}:{port}"
     if proxy is not None:
         name = f"the proxy {proxy.host}:{proxy.port} (from the *_PROXY environment)"
-    if _is_tls(exc):
+    if is_tls_error(exc):
         if isinstance(exc, TimeoutError):
             return ConnectTimeout(f"TLS handshake with {host} timed out")
         return TLSError(f"TLS handshake with {host}: {exc}")
@@ -101,31 +93,6 @@ def connect_error(exc: Exception, host: str, port: int, proxy: Proxy | None) -> 
     if isinstance(exc, OSError):
         return ConnectError(f"cannot connect to {name}: {exc.strerror or exc}")
     return ConnectError(f"cannot connect to {name}: {exc!r}")
-
-
-def request_error(exc: Exception, what: str) -> NetworkError | None:
-    """A failure while sending a request or reading the answer's head (None if it is not a
-    network failure but a bug). A TLS error here is a TLS problem (the server refusing our
-    client certificate in its first answer)."""
-    if isinstance(exc, NetworkError):
-        return exc
-    if _is_tls(exc) and not isinstance(exc, TimeoutError):
-        return TLSError(f"{what}: {exc}")
-    if isinstance(exc, TimeoutError):
-        return NetworkTimeout(f"{what}: timed out")
-    if type(exc).__name__ == "RemoteDisconnected":
-        return ConnectionLost(f"{what}: the server closed the connection without answering")
-    if isinstance(exc, OSError):
-        return ConnectionLost(f"{what}: {exc.strerror or exc}")
-    http_client = sys.modules.get("http.client")
-    if http_client is not None and isinstance(exc, http_client.HTTPException):
-        return ConnectionLost(f"{what}: not an HTTP answer ({type(exc).__name__})")
-    return None
-
-
-def _is_tls(exc: BaseException) -> bool:
-    ssl = sys.modules.get("ssl")
-    return ssl is not None and isinstance(exc, ssl.SSLError | ssl.CertificateError)
 
 
 def tls_context(verify: bool | str, cert: tuple[str, str] | None) -> Any:

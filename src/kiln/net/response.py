@@ -17,7 +17,7 @@ from email.message import Message
 from typing import Any, Protocol
 
 from kiln.closeable import Closeable
-from kiln.errors import ConnectionLost, NetworkError, NetworkTimeout, TruncatedBody
+from kiln.errors import ConnectionLost, NetworkError, NetworkTimeout, TLSError, TruncatedBody
 
 _DRAIN_LIMIT = 64 * 1024  # a response closed with at most this much body left is read out
 
@@ -28,21 +28,34 @@ class RawBody(Protocol):
     def read(self, amt: int) -> bytes: ...
 
 
-def body_error(exc: BaseException, what: str) -> NetworkError | None:
-    """A failure while reading an answer as kiln's class (timeout, cut short, broken); None
-    if it is no network failure (a bug, an interrupt)."""
+def exchange_error(exc: BaseException, what: str, *, tls_fatal: bool) -> NetworkError | None:
+    """A failure while sending a request or reading its answer as kiln's class (timeout, cut
+    short, broken, TLS); None if it is no network failure (a bug, an interrupt). ``tls_fatal``:
+    a TLS error here is a TLS problem (the server refusing our client certificate in its first
+    answer), not a connection broken in passing."""
     if isinstance(exc, NetworkError):
         return exc
     if isinstance(exc, TimeoutError):
         return NetworkTimeout(f"{what}: timed out")
-    if type(exc).__name__ == "IncompleteRead":
+    if tls_fatal and is_tls_error(exc):
+        return TLSError(f"{what}: {exc}")
+    name = type(exc).__name__
+    if name == "IncompleteRead":
         return TruncatedBody(f"{what}: the body ended early")
+    if name == "RemoteDisconnected":
+        return ConnectionLost(f"{what}: the server closed the connection without answering")
     if isinstance(exc, OSError):
         return ConnectionLost(f"{what}: {exc.strerror or exc}")
     http_client = sys.modules.get("http.client")
     if http_client is not None and isinstance(exc, http_client.HTTPException):
-        return ConnectionLost(f"{what}: the answer is not HTTP as expected ({exc!r})")
+        return ConnectionLost(f"{what}: the answer is not HTTP as expected ({name})")
     return None
+
+
+def is_tls_error(exc: BaseException) -> bool:
+    """True for the ``ssl`` module's errors (if it was ever imported)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, ssl.SSLError | ssl.CertificateError)
 
 
 class Response(Closeable):
@@ -91,7 +104,7 @@ class Response(Closeable):
             data = self._raw.read(size)
         except BaseException as exc:
             self._finish(False)
-            error = body_error(exc, self._what)
+            error = exchange_error(exc, self._what, tls_fatal=False)
             if error is None:
                 raise
             raise error from exc

@@ -23,9 +23,9 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from kiln.closeable import Closeable
 from kiln.errors import ConnectionLost, InvalidURL, TooManyRedirects
-from kiln.net.connect import connect, request_error, tls_context
+from kiln.net.connect import connect, tls_context
 from kiln.net.proxy import Proxy, proxy_for
-from kiln.net.response import Response
+from kiln.net.response import Response, exchange_error
 
 if TYPE_CHECKING:
     import http.client
@@ -172,7 +172,7 @@ class Session(Closeable):
                 raw = connection.getresponse()
             except Exception as exc:
                 connection.close()
-                error = request_error(exc, what)
+                error = exchange_error(exc, what, tls_fatal=True)
                 if error is None:
                     raise
                 if reused and isinstance(error, ConnectionLost):
