@@ -34,7 +34,7 @@ class ProxyLog:
 
 
 class ConnectProxy(HttpServer):
-    """Listens on ``127.0.0.1:port``; use as a context manager or call ``stop()``."""
+    """Listens on ``127.0.0.1:port``; use as a context manager or call ``close()``."""
 
     def __init__(self) -> None:
         self.log = ProxyLog()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from kiln.closeable import Closeable
 from tests.support.http_server import Exchange, HttpServer
 
 KINDS = ("status", "reset", "truncate", "slow")
@@ -51,7 +52,7 @@ Rule = Callable[[str, str], Fault | None]
 
 
 @dataclass
-class FaultProxy:
+class FaultProxy(Closeable):
     """Forwards ``127.0.0.1:PORT`` to ``upstream`` (``host:port``, plain HTTP)."""
 
     upstream: str
@@ -70,15 +71,9 @@ class FaultProxy:
         self._server = HttpServer(self._proxy)
         self.host = self._server.host
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Shut the proxy down."""
-        self._server.stop()
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._server.close()
 
     def choose(self, method: str, path: str) -> Fault | None:
         """The fault for this request (scripted rule first, then bounded random faults)."""

@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from kiln.closeable import Closeable
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ class Exchange:
 Handle = Callable[[Exchange], None]
 
 
-class HttpServer:
-    """Serves ``handle`` on ``127.0.0.1:port`` (TLS with ``tls``); use ``with`` or ``stop()``.
+class HttpServer(Closeable):
+    """Serves ``handle`` on ``127.0.0.1:port`` (TLS with ``tls``); use ``with`` or ``close()``.
 
     ``url`` is ``http(s)://127.0.0.1:PORT``, ``host`` is ``127.0.0.1:PORT``; ``seen`` lists
     every request. A handler that does not answer gets a 404. ``CONNECT`` requests reach the
@@ -128,17 +129,11 @@ class HttpServer:
         with self._lock:
             self.seen.append(seen)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Shut the server down."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class _QuietServer(ThreadingHTTPServer):

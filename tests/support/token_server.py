@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from kiln.closeable import Closeable
 from tests.support.http_server import Exchange, HttpServer
 
 ISSUER = "kiln-test-issuer"
@@ -50,7 +51,7 @@ class TokenRequest:
 
 
 @dataclass
-class TokenServer:
+class TokenServer(Closeable):
     """Serves tokens on ``realm``; ``users`` maps user -> password; ``grants`` is the ACL."""
 
     workdir: Path
@@ -74,15 +75,9 @@ class TokenServer:
         self._server = HttpServer(self._answer)
         self.realm = f"{self._server.url}/token"
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Shut the HTTP server down."""
-        self._server.stop()
-
-    def __enter__(self) -> TokenServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._server.close()
 
     def registry_auth_config(self) -> str:
         """The ``auth:`` section for the registry's config.yml."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from email.message import Message
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiln.closeable import Closeable
 from kiln.errors import ConnectionLost, NetworkError, NetworkTimeout, TLSError, TruncatedBody
+
+if TYPE_CHECKING:
+    from email.message import Message  # http.client's headers; imported with it
 
 _DRAIN_LIMIT = 64 * 1024  # a response closed with at most this much body left is read out
 

@@ -16,6 +16,7 @@ import base64
 import io
 import select
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -81,6 +82,8 @@ class Session(Closeable):
         self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._tls: Any = None
         self._closed = False
+        # A session dropped without close() still closes its idle sockets when collected.
+        weakref.finalize(self, _close_idle, self._idle, self._lock)
 
     def __repr__(self) -> str:
         return f"Session(verify={self.verify!r})"
@@ -89,10 +92,7 @@ class Session(Closeable):
         """Close every idle connection; connections in use close when their response does."""
         with self._lock:
             self._closed = True
-            idle = [connection for group in self._idle.values() for connection in group]
-            self._idle.clear()
-        for connection in idle:
-            connection.close()
+        _close_idle(self._idle, self._lock)
 
     def request(
         self,
@@ -259,6 +259,14 @@ class Session(Closeable):
             if self._tls is None:
                 self._tls = tls_context(self.verify, self.cert)
             return self._tls
+
+
+def _close_idle(idle: dict[_Key, list[http.client.HTTPConnection]], lock: threading.Lock) -> None:
+    with lock:
+        connections = [connection for group in idle.values() for connection in group]
+        idle.clear()
+    for connection in connections:
+        connection.close()
 
 
 def _idle_and_open(connection: http.client.HTTPConnection) -> bool:
