@@ -1,9 +1,10 @@
 """Registry authentication: ``WWW-Authenticate`` challenges, basic auth and bearer tokens.
 
-Why its own layer: the distribution spec lets a registry demand basic auth or send clients to a
-token service with per-repository scopes. This module turns a challenge plus ``Credentials``
-into an ``Authorization`` header, caching tokens per scope set. It never decides where headers
-go: the client only attaches them to requests for the registry's own host.
+Why its own module: the distribution spec lets a registry demand basic auth or send clients to
+a token service with per-repository scopes. This module turns a challenge plus ``Credentials``
+into an ``Authorization`` header, caching tokens per scope set, and explains what happened to
+the credentials when a registry refuses. It never decides where headers go: the auth layer
+(``registry.session``) attaches them to requests for the registry's own host only.
 """
 
 from __future__ import annotations
