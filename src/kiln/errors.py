@@ -152,13 +152,26 @@ class ImageFormatError(KilnError):
     """
 
 
+@dataclass(frozen=True)
+class RegistryDiagnostic:
+    """One entry of the ``errors`` array a registry answers with (distribution spec):
+    ``code`` (``MANIFEST_UNKNOWN``, ``DENIED``, ...), its ``message`` and optional ``detail``."""
+
+    code: str
+    message: str = ""
+    detail: object = None
+
+
 class RegistryError(KilnError):
-    """A registry request failed after retries.
+    """A registry request failed (after retries, when retrying could help).
 
     ``reference`` is the image reference or repository involved, ``status`` the last HTTP status
-    (None for connection errors), ``code`` the distribution-spec error code when the registry
-    sent one (``MANIFEST_UNKNOWN``, ``UNAUTHORIZED``, ...). ``problem`` is the message as given,
-    without the reference and status, for wrapping it in another error without repeating them.
+    (None for connection errors), ``diagnostics`` every entry of the distribution spec's
+    ``errors`` array the registry sent, ``code`` the first one's code (``MANIFEST_UNKNOWN``,
+    ``UNAUTHORIZED``, ...). ``temporary`` says whether the same request may succeed later (a
+    429 or 5xx, a connection that broke): the retry layer retries those, callers may too.
+    ``problem`` is the message as given, without the reference and status, for wrapping it in
+    another error without repeating them.
     """
 
     def __init__(
@@ -168,21 +181,83 @@ class RegistryError(KilnError):
         reference: str,
         status: int | None = None,
         code: str | None = None,
+        diagnostics: Sequence[RegistryDiagnostic] = (),
+        temporary: bool = False,
+        retry_after: float | None = None,
         hint: str | None = None,
         remedies: Sequence[Remedy] = (),
     ) -> None:
         self.reference = reference
         self.status = status
-        self.code = code
+        self.diagnostics = tuple(diagnostics)
+        self.code = code if code is not None or not diagnostics else diagnostics[0].code
+        self.temporary = temporary
+        self.retry_after = retry_after
         self.problem = message
         detail = f"{reference}: {message}"
         if status is not None:
-            detail += f" (HTTP {status}{', ' + code if code else ''})"
+            detail += f" (HTTP {status}{', ' + self.code if self.code else ''})"
         super().__init__(detail, hint=hint, remedies=remedies)
 
 
 class AuthError(RegistryError):
     """Credentials were missing or rejected by a registry."""
+
+
+class NetworkError(KilnError):
+    """An HTTP exchange failed below HTTP: no connection, a timeout, TLS, a broken connection.
+
+    ``temporary`` says whether the same request may well succeed a moment later (refused,
+    reset, cut short, too slow); TLS failures, names DNS says do not exist and malformed URLs
+    are not. Messages name hosts, never URLs with credentials or query strings.
+    """
+
+    temporary = True
+    retry_after: float | None = None
+
+
+class ConnectError(NetworkError):
+    """No connection could be made (refused, unreachable, DNS failing for now, proxy refused)."""
+
+
+class NameNotFound(NetworkError):
+    """DNS says the host name does not exist (or has no address): retrying cannot heal it."""
+
+    temporary = False
+
+
+class NetworkTimeout(NetworkError):
+    """Connecting, or waiting for the peer's next bytes, took longer than allowed."""
+
+
+class ConnectTimeout(ConnectError, NetworkTimeout):
+    """The connection (or the TLS handshake) was not established in time."""
+
+
+class ConnectionLost(NetworkError):
+    """The connection broke during the exchange (reset, closed early, not HTTP as expected)."""
+
+
+class TruncatedBody(ConnectionLost):
+    """The response body ended before the length its framing announced."""
+
+
+class TLSError(NetworkError):
+    """The TLS handshake failed (certificate, protocol, client certificate)."""
+
+    temporary = False
+
+
+class InvalidURL(NetworkError):
+    """The URL cannot be requested (unknown scheme, no host, unsupported proxy)."""
+
+    temporary = False
+
+
+class TooManyRedirects(NetworkError):
+    """More redirects than the client follows."""
+
+    temporary = False
 
 
 class DigestMismatchError(KilnError):

@@ -3,8 +3,8 @@
 Why: the fixed cost of a small build is mostly Python start-up and imports. The CLI module must
 stay light so the sandbox fork server (a separate interpreter) boots while kiln imports the
 builder and the registry client, and the fork server itself must import only the helpers it
-runs. Neither `requests` nor `urllib3` is loaded at all (kiln.net speaks HTTP), nor `ssl`
-before an HTTPS connection.
+runs. Neither `requests` nor `urllib3` is loaded at all (kiln.net is built on the standard
+library's `http.client`), and `http.client` and `ssl` only once a request is made.
 Timings are not asserted (they vary with the machine); what is imported is.
 """
 
@@ -68,7 +68,7 @@ def test_a_build_loads_no_third_party_http_stack(tmp_path: Path) -> None:
         "build", "--no-push", "--isolation", "chroot", "--tar-path", str(out), str(context)
     )
     assert out.exists()
-    assert "kiln.builder.builder" in loaded and "kiln.net.client" in loaded
+    assert "kiln.builder.builder" in loaded and "kiln.net.session" in loaded
     assert not {"requests", "urllib3", "ssl", "http.client"} & loaded
 
 

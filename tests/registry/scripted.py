@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.client import HTTPMessage
 from typing import Any
 
-from kiln.net import BytesBody, Headers, RequestBody, Response
+from kiln.net import Body, Response
 from kiln.registry import RegistryClient
 
 
@@ -52,24 +53,11 @@ class Seen:
 Step = Reply | Exception | Callable[[Seen], Reply]
 
 
-class _BrokenBody:
-    """A response body that ends in a connection reset after ``limit`` bytes."""
-
-    def __init__(self, data: bytes, limit: int) -> None:
-        self._stream = _BrokenStream(data, limit)
-        self.complete = False
-
-    def read(self, size: int) -> bytes:
-        return self._stream.read(size)
-
-    def remaining(self) -> int | None:
-        return None
-
-
 class ScriptedAdapter:
     """Answers each request with the next scripted step; records every request.
 
-    It stands in for the ``kiln.net.Client`` a ``RegistryClient`` sends through.
+    It stands in for the ``kiln.net.Session`` a ``RegistryClient`` sends through (redirects
+    are the session's business: a scripted 3xx is returned as it is).
     """
 
     def __init__(self, steps: list[Step]) -> None:
@@ -82,15 +70,15 @@ class ScriptedAdapter:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        body: RequestBody = None,
+        body: Body = None,
         stream: bool = False,
         timeout: Any = None,
+        follow_redirects: bool = False,
     ) -> Response:
-        data: Any = body
-        if hasattr(data, "read"):
-            data = data.read()
-        elif data is not None and not isinstance(data, bytes):
-            data = b"".join(data)
+        data = body
+        if callable(body):
+            with body() as stream_body:
+                data = stream_body.read()
         seen = Seen(method, url, dict(headers or {}), bytes(data or b""))
         self.seen.append(seen)
         if not self.steps:
@@ -100,12 +88,14 @@ class ScriptedAdapter:
             raise step
         reply = step(seen) if callable(step) else step
         body_bytes = b"" if seen.method == "HEAD" else reply.body
-        response_body: Any = BytesBody(body_bytes)
+        raw: io.BytesIO = io.BytesIO(body_bytes)
+        length: int | None = len(body_bytes)
         if reply.fail_after is not None:
-            response_body = _BrokenBody(body_bytes, reply.fail_after)
-        response = Response(
-            reply.status, "scripted", Headers(reply.headers), url, response_body, what=method
-        )
+            raw, length = _BrokenStream(body_bytes, reply.fail_after), None
+        headers = HTTPMessage()
+        for name, value in reply.headers.items():
+            headers[name] = value
+        response = Response(reply.status, "scripted", headers, url, raw, length=length, what=method)
         if not stream:
             _ = response.content  # as the real client: the body is read before returning
         return response

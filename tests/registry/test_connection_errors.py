@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from kiln.cli.hints import render_for_cli
-from kiln.errors import RegistryError
-from kiln.net import ConnectError, NameNotFound, TLSError
+from kiln.errors import ConnectError, NameNotFound, RegistryError, TLSError
 from kiln.registry import RegistryClient
 from tests.support.connect_proxy import PROXIED_NAME
 from tests.support.local_dns import LocalDNS

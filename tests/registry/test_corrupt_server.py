@@ -1,4 +1,4 @@
-"""A lying server (a scripted ``http.server`` on loopback): corrupt data never passes as good.
+"""A lying server (``HttpServer`` answering from a table): corrupt data never passes as good.
 
 Why a real socket: the verification happens while streaming from a real HTTP connection,
 through the same transport stack used against real registries.
@@ -7,10 +7,8 @@ through the same transport stack used against real registries.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,6 +16,7 @@ import pytest
 
 from kiln.errors import DigestMismatchError, RegistryError
 from kiln.registry import RegistryClient, pull_image
+from tests.support.http_server import HttpServer, routes
 
 GOOD = b"the real layer content" * 100
 GOOD_DIGEST = "sha256:" + hashlib.sha256(GOOD).hexdigest()
@@ -32,42 +31,11 @@ class Routes:
     table: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: Routes
-
-    def _answer(self, with_body: bool) -> None:
-        status, headers, body = self.routes.table.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._answer(with_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(with_body=False)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_registry() -> Iterator[tuple[str, Routes]]:
-    routes = Routes({"/v2/": (200, {}, b"{}")})
-    handler = type("Handler", (_Handler,), {"routes": routes})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", routes
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    table = Routes({"/v2/": (200, {}, b"{}")})
+    with HttpServer(routes(table.table)) as server:
+        yield server.host, table
 
 
 def test_corrupted_blob_raises_digest_mismatch(fake_registry: tuple[str, Routes]) -> None:

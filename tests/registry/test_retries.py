@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from kiln.errors import AuthError, RegistryError
-from kiln.net import ConnectError, TruncatedBody
-from kiln.registry.transport import RetryPolicy, retry_after
+from kiln.errors import AuthError, ConnectError, RegistryDiagnostic, RegistryError, TruncatedBody
+from kiln.registry.problems import retry_after
+from kiln.registry.retry import RetryPolicy
 from tests.registry.scripted import Reply, scripted_client
 
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/x"}).encode()
@@ -102,7 +102,7 @@ def test_an_answer_cut_short_is_retried() -> None:
     assert len(sleeps) == 1 and len(adapter.seen) == 3
 
     client, _, _ = scripted_client([PING, cut_manifest, cut_manifest], retries=1)
-    with client, pytest.raises(RegistryError, match="manifest was interrupted"):
+    with client, pytest.raises(RegistryError, match="failed after 2 attempts"):
         client.get_manifest("app", "v1", [OCI])
 
 
@@ -184,3 +184,25 @@ def test_oversized_manifest_refused() -> None:
     client, _, _ = scripted_client([PING, Reply(200, {"Content-Type": OCI}, huge)])
     with client, pytest.raises(RegistryError, match="manifest larger than"):
         client.get_manifest("app", "v1", [OCI])
+
+
+def test_every_diagnostic_is_kept_with_whether_it_is_temporary() -> None:
+    errors = [
+        {"code": "UNAVAILABLE", "message": "down"},
+        {"code": "TOOMANYREQUESTS", "message": "slow down", "detail": {"limit": 5}},
+    ]
+    body = json.dumps({"errors": errors}).encode()
+    client, _, _ = scripted_client([PING, Reply(503, {}, body)], retries=0)
+    with client, pytest.raises(RegistryError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    assert caught.value.diagnostics == (
+        RegistryDiagnostic("UNAVAILABLE", "down"),
+        RegistryDiagnostic("TOOMANYREQUESTS", "slow down", {"limit": 5}),
+    )
+    assert caught.value.temporary and caught.value.code == "UNAVAILABLE"
+    assert "down; slow down" in str(caught.value)
+
+    client, _, _ = scripted_client([PING, Reply(404, {}, body)], retries=0)
+    with client, pytest.raises(RegistryError) as caught:
+        client.get_manifest("app", "v1", [OCI])
+    assert not caught.value.temporary and len(caught.value.diagnostics) == 2

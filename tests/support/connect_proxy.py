@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.http_server import Exchange, HttpServer
 
 #: A name only the proxy resolves (to 127.0.0.1); test certificates carry it too.
 PROXIED_NAME = "registry.kiln.invalid"
@@ -33,66 +33,32 @@ class ProxyLog:
     authorizations: list[str | None] = field(default_factory=list)
 
 
-class ConnectProxy:
-    """Listens on ``127.0.0.1:port``; use as a context manager or call ``stop()``."""
+class ConnectProxy(HttpServer):
+    """Listens on ``127.0.0.1:port``; use as a context manager or call ``close()``."""
 
     def __init__(self) -> None:
         self.log = ProxyLog()
-        log = self.log
+        super().__init__(self._handle)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _record(self) -> None:
-                log.lines.append(self.requestline)
-                log.authorizations.append(self.headers.get("Proxy-Authorization"))
-
-            def do_CONNECT(self) -> None:
-                self._record()
-                host, _, port = self.path.rpartition(":")
-                target = _TARGETS.get(host.strip("[]").lower())
-                if target is None:
-                    self.send_error(502)
-                    return
-                try:
-                    upstream = socket.create_connection((target, int(port)), timeout=10)
-                except OSError:
-                    self.send_error(502)
-                    return
-                self.send_response(200, "Connection established")
-                self.end_headers()
-                self.wfile.flush()
-                _pipe(self.connection, upstream)
-                self.close_connection = True
-
-            def do_GET(self) -> None:
-                self._record()
-                body = self.requestline.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Shut the proxy down."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ConnectProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _handle(self, exchange: Exchange) -> None:
+        self.log.lines.append(exchange.handler.requestline)
+        self.log.authorizations.append(exchange.headers.get("Proxy-Authorization"))
+        if exchange.method != "CONNECT":  # plain HTTP: answer with the request line
+            exchange.reply(200, exchange.handler.requestline.encode())
+            return
+        host, _, port = exchange.path.rpartition(":")
+        target = _TARGETS.get(host.strip("[]").lower())
+        try:
+            if target is None:
+                raise OSError("not a name this proxy serves")
+            upstream = socket.create_connection((target, int(port)), timeout=10)
+        except OSError:
+            exchange.reply(502, b"no tunnel")
+            return
+        exchange.head(200, reason="Connection established")
+        exchange.handler.wfile.flush()
+        _pipe(exchange.handler.connection, upstream)
+        exchange.close()
 
 
 def _pipe(client: socket.socket, upstream: socket.socket) -> None:

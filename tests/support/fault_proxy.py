@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import http.client
 import random
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from kiln.closeable import Closeable
+from tests.support.http_server import Exchange, HttpServer
 
 KINDS = ("status", "reset", "truncate", "slow")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
@@ -52,7 +52,7 @@ Rule = Callable[[str, str], Fault | None]
 
 
 @dataclass
-class FaultProxy:
+class FaultProxy(Closeable):
     """Forwards ``127.0.0.1:PORT`` to ``upstream`` (``host:port``, plain HTTP)."""
 
     upstream: str
@@ -68,22 +68,12 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._faults: dict[tuple[str, str], int] = {}
         self._turn = 0  # the kind of the next random fault: kinds[_turn % len(kinds)]
-        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = HttpServer(self._proxy)
+        self.host = self._server.host
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Shut the proxy down."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._server.close()
 
     def choose(self, method: str, path: str) -> Fault | None:
         """The fault for this request (scripted rule first, then bounded random faults)."""
@@ -112,114 +102,50 @@ class FaultProxy:
         with self._lock:
             return [s.fault for s in self.seen if s.fault]
 
-
-class _QuietServer(ThreadingHTTPServer):
-    """Dropped connections are the point here, not errors worth a traceback."""
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self._proxy()
-
-        do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-        def _read_body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                parts = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return b"".join(parts)
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-        def _proxy(self) -> None:
-            body = self._read_body()
-            fault = proxy.choose(self.command, self.path)
-            if fault is not None and fault.kind in ("status", "reply"):
-                self._answer(fault)
-                return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(0.3)
-            status, reason, headers, payload = self._forward(body)
-            if fault is not None and fault.kind in ("reset", "truncate"):
-                self._broken(status, reason, headers, payload, reset=fault.kind == "reset")
-                return
-            self.send_response(status, reason)
-            for name, value in headers:
-                self.send_header(name, value)
-            if self.command != "HEAD":
-                self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-
-        def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-            conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
-            try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                if body or self.command in ("POST", "PUT", "PATCH"):
-                    headers["Content-Length"] = str(len(body))
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                response = conn.getresponse()
-                payload = response.read()
-                kept = [
-                    (k, v)
-                    for k, v in response.getheaders()
-                    if k.lower() not in _HOP_BY_HOP
-                    and (k.lower() != "content-length" or self.command == "HEAD")
-                ]
-                return response.status, response.reason, kept, payload
-            finally:
-                conn.close()
-
-        def _answer(self, fault: Fault) -> None:
-            self.send_response(fault.status)
+    def _proxy(self, exchange: Exchange) -> None:
+        fault = self.choose(exchange.method, exchange.path)
+        if fault is not None and fault.kind in ("status", "reply"):
+            headers = {"Content-Type": "application/json"}
             if fault.retry_after is not None:
-                self.send_header("Retry-After", fault.retry_after)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(fault.body)))
-            self.end_headers()
-            self.wfile.write(fault.body)
+                headers["Retry-After"] = fault.retry_after
+            exchange.reply(fault.status, fault.body, headers)
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(0.3)
+        status, reason, headers, payload = self._forward(exchange)
+        length = None if exchange.method == "HEAD" else len(payload)
+        if fault is None or fault.kind not in ("reset", "truncate"):
+            exchange.head(status, headers, length=length, reason=reason)
+            if exchange.method != "HEAD":
+                exchange.write(payload)
+            return
+        # The head and half the body, then the connection dropped (RST or FIN).
+        exchange.close()
+        if fault.kind == "reset" and not payload:
+            exchange.reset()
+            return
+        exchange.head(status, headers, length=length, reason=reason)
+        exchange.write(payload[: len(payload) // 2])
+        if fault.kind == "reset":
+            exchange.reset()
 
-        def _broken(
-            self,
-            status: int,
-            reason: str,
-            headers: list[tuple[str, str]],
-            payload: bytes,
-            *,
-            reset: bool,
-        ) -> None:
-            """Send the head and half the body, then drop the connection (RST or FIN)."""
-            self.close_connection = True
-            if reset and not payload:
-                self._reset()
-                return
-            self.send_response(status, reason)
-            for name, value in headers:
-                self.send_header(name, value)
-            if self.command != "HEAD":
-                self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload[: len(payload) // 2])
-            self.wfile.flush()
-            if reset:
-                self._reset()
-
-        def _reset(self) -> None:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-
-    return Handler
+    def _forward(self, exchange: Exchange) -> tuple[int, str, dict[str, str], bytes]:
+        """Send the request on to the upstream registry, as it came (``Host`` included)."""
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        try:
+            items = exchange.headers.items()
+            headers = {k: v for k, v in items if k.lower() not in _HOP_BY_HOP}
+            if exchange.body or exchange.method in ("POST", "PUT", "PATCH"):
+                headers["Content-Length"] = str(len(exchange.body))
+            conn.request(exchange.method, exchange.path, exchange.body or None, headers)
+            response = conn.getresponse()
+            payload = response.read()
+            kept = {
+                k: v
+                for k, v in response.getheaders()
+                if k.lower() not in _HOP_BY_HOP
+                and (k.lower() != "content-length" or exchange.method == "HEAD")
+            }
+            return response.status, response.reason, kept, payload
+        finally:
+            conn.close()

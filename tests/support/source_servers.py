@@ -11,14 +11,14 @@ import base64
 import os
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from tests.support.http_server import Exchange, HttpServer
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "kiln tests",
@@ -123,133 +123,74 @@ class GitDaemon:
             self.proc.wait(timeout=10)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: SourceHttpServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep test output quiet."""
-
-    def _authorized(self) -> bool:
-        expected = self.server.credentials
-        if expected is None:
-            return True
-        token = base64.b64encode(f"{expected[0]}:{expected[1]}".encode()).decode()
-        if self.headers.get("Authorization") == f"Basic {token}":
-            return True
-        self.send_response(401)
-        self.send_header("WWW-Authenticate", 'Basic realm="git"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        return False
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        path, _, query = self.path.partition("?")
-        self.server.requests.append(path)
-        if path.startswith("/git/"):
-            if self._authorized():
-                self._git(path[len("/git") :], query)
-        elif path.startswith("/files/") and self.command == "GET":
-            self._file(path[len("/files/") :])
-        else:
-            self.send_error(404)
-
-    def _file(self, rel: str) -> None:
-        target = self.server.files_root / rel
-        if ".." in rel.split("/") or not target.is_file():
-            self.send_error(404)
-            return
-        data = target.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().strip(), 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _git(self, path_info: str, query: str) -> None:
-        body = self._body() if self.command == "POST" else b""
-        env = {
-            **GIT_ENV,
-            "GIT_PROJECT_ROOT": str(self.server.git_root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "REQUEST_METHOD": self.command,
-            "PATH_INFO": path_info,
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_ADDR": "127.0.0.1",
-        }
-        for header in ("Content-Encoding", "Git-Protocol"):
-            if self.headers.get(header):
-                env["HTTP_" + header.upper().replace("-", "_")] = self.headers[header]
-        out = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
-        ).stdout
-        head, _, payload = out.partition(b"\r\n\r\n")
-        status = 200
-        headers: list[tuple[str, str]] = []
-        for line in head.decode("latin-1").split("\r\n"):
-            name, _, value = line.partition(":")
-            if name.lower() == "status":
-                status = int(value.strip().split()[0])
-            elif name:
-                headers.append((name, value.strip()))
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class SourceHttpServer(ThreadingHTTPServer):
+class SourceHttpServer(HttpServer):
     """http://127.0.0.1:PORT/git/REPO (smart HTTP) and /files/NAME (downloads).
 
     ``credentials`` (user, password) makes the git part require basic auth; ``requests`` lists
     every path asked for, so tests can tell what the client did.
     """
 
-    daemon_threads = True
-
     def __init__(
         self, git_root: Path, files_root: Path, credentials: tuple[str, str] | None = None
     ) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.git_root = git_root
         self.files_root = files_root
         self.credentials = credentials
-        self.requests: list[str] = []
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        super().__init__(self._answer)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    def requests(self) -> list[str]:
+        return [seen.path.partition("?")[0] for seen in self.seen]
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
+    def _answer(self, exchange: Exchange) -> None:
+        path, _, query = exchange.path.partition("?")
+        if path.startswith("/git/"):
+            if self._authorized(exchange):
+                self._git(exchange, path[len("/git") :], query)
+        elif path.startswith("/files/") and exchange.method == "GET":
+            rel = path[len("/files/") :]
+            target = self.files_root / rel
+            if ".." not in rel.split("/") and target.is_file():
+                headers = {"Content-Type": "application/octet-stream"}
+                exchange.reply(200, target.read_bytes(), headers)
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=10)
+    def _authorized(self, exchange: Exchange) -> bool:
+        if self.credentials is None:
+            return True
+        token = base64.b64encode(":".join(self.credentials).encode()).decode()
+        if exchange.headers.get("Authorization") == f"Basic {token}":
+            return True
+        exchange.reply(401, b"", {"WWW-Authenticate": 'Basic realm="git"'})
+        return False
+
+    def _git(self, exchange: Exchange, path_info: str, query: str) -> None:
+        env = {
+            **GIT_ENV,
+            "GIT_PROJECT_ROOT": str(self.git_root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": exchange.method,
+            "PATH_INFO": path_info,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": exchange.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(exchange.body)),
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        for header in ("Content-Encoding", "Git-Protocol"):
+            if exchange.headers.get(header):
+                env["HTTP_" + header.upper().replace("-", "_")] = exchange.headers[header]
+        out = subprocess.run(
+            ["git", "http-backend"], input=exchange.body, env=env, capture_output=True, check=False
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status = 200
+        headers: dict[str, str] = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.strip().split()[0])
+            elif name:
+                headers[name] = value.strip()
+        exchange.reply(status, payload, headers)
 
 
 @dataclass(frozen=True)

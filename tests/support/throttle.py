@@ -12,10 +12,12 @@ import socket
 import threading
 import time
 
+from kiln.closeable import Closeable
+
 _CHUNK = 16384
 
 
-class ThrottledRelay:
+class ThrottledRelay(Closeable):
     """Listens on ``host`` (``127.0.0.1:PORT``) and relays each connection to ``upstream``."""
 
     def __init__(self, upstream: str, rate: int) -> None:
@@ -36,12 +38,6 @@ class ThrottledRelay:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
-
-    def __enter__(self) -> ThrottledRelay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _accept(self) -> None:
         host, port = self.upstream.rsplit(":", 1)

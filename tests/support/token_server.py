@@ -18,9 +18,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from kiln.closeable import Closeable
+from tests.support.http_server import Exchange, HttpServer
 
 ISSUER = "kiln-test-issuer"
 SERVICE = "kiln-test-registry"
@@ -49,7 +51,7 @@ class TokenRequest:
 
 
 @dataclass
-class TokenServer:
+class TokenServer(Closeable):
     """Serves tokens on ``realm``; ``users`` maps user -> password; ``grants`` is the ACL."""
 
     workdir: Path
@@ -70,22 +72,12 @@ class TokenServer:
         pem = self.cert.read_text().splitlines()
         self._x5c = "".join(line for line in pem if not line.startswith("-----"))
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = HttpServer(self._answer)
+        self.realm = f"{self._server.url}/token"
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Shut the HTTP server down."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> TokenServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._server.close()
 
     def registry_auth_config(self) -> str:
         """The ``auth:`` section for the registry's config.yml."""
@@ -137,6 +129,24 @@ class TokenServer:
         ).stdout
         return signing_input + "." + _b64url(signature)
 
+    def _answer(self, exchange: Exchange) -> None:
+        if exchange.route != "/token":
+            exchange.reply_json(404, {"error": "not found"})
+            return
+        query = parse_qs(urlsplit(exchange.path).query)
+        user = self.authenticate(exchange.headers.get("Authorization"))
+        if user is None or query.get("service", [SERVICE])[0] != SERVICE:
+            exchange.reply_json(401, {"details": "bad credentials"})
+            return
+        scopes = [s for value in query.get("scope", []) for s in value.split(" ")]
+        access = self.grant(user, scopes)
+        with self._lock:
+            self.requests.append(TokenRequest(user, scopes, access))
+        token = self.sign(user, access)
+        exchange.reply_json(
+            200, {"token": token, "access_token": token, "expires_in": self.lifetime}
+        )
+
     def authenticate(self, header: str | None) -> str | None:
         """The user named by a Basic ``Authorization`` header; "" if none; None if wrong."""
         if not header:
@@ -146,36 +156,3 @@ class TokenServer:
             return None
         user, _, password = base64.b64decode(value).decode().partition(":")
         return user if self.users.get(user) == password else None
-
-
-def _handler_for(server: TokenServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path != "/token":
-                self._reply(404, {"error": "not found"})
-                return
-            query = parse_qs(url.query)
-            user = server.authenticate(self.headers.get("Authorization"))
-            if user is None or query.get("service", [SERVICE])[0] != SERVICE:
-                self._reply(401, {"details": "bad credentials"})
-                return
-            scopes = [s for value in query.get("scope", []) for s in value.split(" ")]
-            access = server.grant(user, scopes)
-            with server._lock:
-                server.requests.append(TokenRequest(user, scopes, access))
-            token = server.sign(user, access)
-            self._reply(200, {"token": token, "access_token": token, "expires_in": server.lifetime})
-
-        def _reply(self, status: int, document: dict[str, object]) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler

@@ -86,6 +86,7 @@ def publish(image: Image, destination: Reference, pool: RegistryPool) -> Referen
             reference=str(destination),
             status=exc.status,
             code=exc.code,
+            diagnostics=exc.diagnostics,
             hint=exc.hint,
             remedies=exc.remedies,
         ) from exc
@@ -119,6 +120,7 @@ def check_push_permissions(destinations: Sequence[Reference], pool: RegistryPool
                 reference=str(destination),
                 status=exc.status,
                 code=exc.code,
+                diagnostics=exc.diagnostics,
                 hint=(_template(exc) + "; or " if exc.hint else "")
                 + f"skip this check with {{{len(exc.remedies)}}}",
                 remedies=(*exc.remedies, Remedy("skip_push_permission_check", True)),

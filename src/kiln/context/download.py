@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from kiln.context.giturl import redact_url
-from kiln.errors import ContextError
-from kiln.net import Client, NetError
+from kiln.errors import ContextError, NetworkError
+from kiln.net import Session
 
 _CHUNK = 1 << 20
 _TIMEOUT = (30.0, 300.0)  # connect, read (seconds)
@@ -34,7 +34,7 @@ def download_url(url: str, dest: Path) -> None:
     shown = redact_url(url)
     try:
         with (
-            Client(timeout=_TIMEOUT) as client,
+            Session(timeout=_TIMEOUT) as client,
             client.request("GET", url, stream=True, follow_redirects=True) as response,
         ):
             if not response.ok:
@@ -45,7 +45,7 @@ def download_url(url: str, dest: Path) -> None:
             with open(dest, "wb") as out:
                 for chunk in response.iter_content(_CHUNK):
                     out.write(chunk)
-    except NetError as exc:
+    except NetworkError as exc:
         raise ContextError(f"cannot download build context {shown}: {exc}") from exc
 
 

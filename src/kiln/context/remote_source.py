@@ -14,8 +14,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiln.errors import BuildError
-from kiln.net import Client, NetError
+from kiln.errors import BuildError, NetworkError
+from kiln.net import Session
 
 CHUNK = 1 << 16
 
@@ -45,7 +45,7 @@ def download(url: str, out: Path, checksum: str | None = None) -> Download:
     digest = hashlib.sha256()
     try:
         with (
-            Client(timeout=60.0) as client,
+            Session(timeout=60.0) as client,
             client.request("GET", url, stream=True, follow_redirects=True) as response,
         ):
             if response.status_code >= 400:
@@ -58,7 +58,7 @@ def download(url: str, out: Path, checksum: str | None = None) -> Download:
                     digest.update(chunk)
                     sink.write(chunk)
             modified = response.headers.get("Last-Modified")
-    except NetError as exc:
+    except NetworkError as exc:
         raise BuildError(f"ADD {url}: download failed: {exc}") from exc
     if checksum is not None:
         algorithm, _, expected = checksum.partition(":")

@@ -1,49 +1,21 @@
-"""kiln.net: a small HTTP/1.1 client (keep-alive pool, TLS, proxies, streamed bodies).
+"""kiln.net: HTTP for kiln, on the standard library's ``http.client`` (pooled, proxied, TLS).
 
-Why a package of its own: both the registry client and the context downloader speak HTTP, the
-import rules keep ``kiln.context`` from importing ``kiln.registry``, and a dependency such as
-``requests`` costs more start-up time than kiln's whole HTTP use needs. It imports no other
-kiln package.
+Why a package of its own: both the registry client and the context downloaders speak HTTP, and
+the import rules keep ``kiln.context`` from importing ``kiln.registry``. It holds only kiln's
+policy (the keep-alive pool, which proxy a request takes, timeouts, redirects, how failures
+are named); the framing is ``http.client``'s. Its errors are ``kiln.errors``' network classes.
 """
 
-from kiln.net.client import DEFAULT_TIMEOUT, Client, RequestBody, safe_url
-from kiln.net.errors import (
-    TRANSIENT,
-    ConnectError,
-    ConnectionLost,
-    ConnectTimeout,
-    InvalidURL,
-    NameNotFound,
-    NetError,
-    ProtocolError,
-    Timeout,
-    TLSError,
-    TooManyRedirects,
-    TruncatedBody,
-)
 from kiln.net.proxy import Proxy, bypass, proxy_for
-from kiln.net.wire import BytesBody, Headers, Response
+from kiln.net.response import Response
+from kiln.net.session import DEFAULT_TIMEOUT, Body, Session, safe_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "TRANSIENT",
-    "BytesBody",
-    "Client",
-    "ConnectError",
-    "ConnectTimeout",
-    "ConnectionLost",
-    "Headers",
-    "InvalidURL",
-    "NameNotFound",
-    "NetError",
-    "ProtocolError",
+    "Body",
     "Proxy",
-    "RequestBody",
     "Response",
-    "TLSError",
-    "Timeout",
-    "TooManyRedirects",
-    "TruncatedBody",
+    "Session",
     "bypass",
     "proxy_for",
     "safe_url",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from kiln.net.errors import InvalidURL
+from kiln.errors import InvalidURL
 
 
 @dataclass(frozen=True)

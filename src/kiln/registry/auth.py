@@ -1,9 +1,10 @@
 """Registry authentication: ``WWW-Authenticate`` challenges, basic auth and bearer tokens.
 
-Why its own layer: the distribution spec lets a registry demand basic auth or send clients to a
-token service with per-repository scopes. This module turns a challenge plus ``Credentials``
-into an ``Authorization`` header, caching tokens per scope set. It never decides where headers
-go: the client only attaches them to requests for the registry's own host.
+Why its own module: the distribution spec lets a registry demand basic auth or send clients to
+a token service with per-repository scopes. This module turns a challenge plus ``Credentials``
+into an ``Authorization`` header, caching tokens per scope set, and explains what happened to
+the credentials when a registry refuses. It never decides where headers go: the auth layer
+(``registry.session``) attaches them to requests for the registry's own host only.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
@@ -19,7 +20,9 @@ from kiln.errors import AuthError
 from kiln.net import Response
 from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
-from kiln.registry.transport import Transport
+
+#: Sends one request to a token service: (method, url, headers, body) -> response.
+TokenSender = Callable[[str, str, Mapping[str, str], bytes | None], Response]
 
 _PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _TOKEN_MARGIN = 30.0  # refresh tokens this many seconds before the registry says they expire
@@ -71,10 +74,8 @@ class _Token:
 class Authenticator:
     """Produces ``Authorization`` headers for one registry, fetching bearer tokens as needed."""
 
-    def __init__(
-        self, transport: Transport, registry: str, credentials: Credentials | None
-    ) -> None:
-        self._transport = transport
+    def __init__(self, send: TokenSender, registry: str, credentials: Credentials | None) -> None:
+        self._send = send
         self._registry = registry
         self._credentials = credentials
         self.challenge: Challenge | None = None
@@ -97,9 +98,8 @@ class Authenticator:
             if creds is None or not creds.has_basic:
                 return {}
             assert creds.username is not None and creds.password is not None
-            pair = f"{creds.username}:{creds.password}".encode()
             self._sent_to = "registry"
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+            return {"Authorization": _basic(creds.username, creds.password)}
         if challenge.scheme == "bearer":
             return {"Authorization": f"Bearer {self._token(tuple(sorted(set(scopes))))}"}
         return {}
@@ -202,15 +202,15 @@ class Authenticator:
         if service:
             query.append(("service", service))
         query.extend(("scope", scope) for scope in scopes)
-        auth = None
+        headers: dict[str, str] = {}
         if creds is not None and creds.has_basic:
             assert creds.username is not None and creds.password is not None
-            auth = (creds.username, creds.password)
+            headers["Authorization"] = _basic(creds.username, creds.password)
             query.append(("account", creds.username))
         url = realm.partition("#")[0]
         if query:
             url += ("&" if "?" in url else "?") + urlencode(query)
-        return self._transport.request("GET", url, reference=self._registry, auth=auth)
+        return self._send("GET", url, headers, None)
 
     def _refresh_token_request(
         self, realm: str, service: str | None, scopes: tuple[str, ...], refresh_token: str
@@ -223,7 +223,8 @@ class Authenticator:
         }
         if service:
             form["service"] = service
-        return self._transport.request("POST", realm, reference=self._registry, data=form)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self._send("POST", realm, headers, urlencode(form).encode())
 
     def _parse_token(self, response: Response) -> _Token:
         try:
@@ -238,3 +239,8 @@ class Authenticator:
             raise AuthError("the token service answered without a token", reference=self._registry)
         lifetime = max(lifetime - _TOKEN_MARGIN, lifetime / 2)
         return _Token(value, time.monotonic() + lifetime)
+
+
+def _basic(username: str, password: str) -> str:
+    """The ``Authorization`` value for basic auth."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")

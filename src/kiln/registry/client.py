@@ -1,37 +1,38 @@
 """``RegistryClient``: the distribution-API v2 operations kiln needs, for one registry.
 
-Why: pulling a base image and pushing a result need only six operations (manifest get/put,
-blob exists/fetch/upload). This module wires them over the auth and retry layers, follows
-redirects without leaking credentials to other hosts, and verifies every digest.
+Why: pulling a base image and pushing a result need a handful of operations (manifest get/put,
+blob exists/fetch, the steps of a blob upload). This module is the top of the transport stack,
+each layer wrapping the next: the HTTP session (``kiln.net``: pooling, proxies, TLS, redirects)
+-> the auth layer (``registry.session``) -> the retry layer (``registry.retry``) -> here. It
+turns answers into results or ``RegistryError``s and verifies every digest; the upload strategy
+(monolithic, chunked, resumed, restarted) is ``registry.upload``'s, built on the public upload
+steps below.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 from kiln.closeable import Closeable
-from kiln.errors import DigestMismatchError, RegistryError, Remedy
-from kiln.net import Client, NetError, Response
+from kiln.errors import DigestMismatchError, NetworkError, RegistryError
+from kiln.net import DEFAULT_TIMEOUT, Body, Response, Session
 from kiln.registry import _mediatypes as mt
-from kiln.registry.auth import Authenticator, pull_scope, push_scope
+from kiln.registry.auth import pull_scope, push_scope
 from kiln.registry.credentials import Credentials
 from kiln.registry.problems import response_error
 from kiln.registry.reference import normalize_registry, registry_api_host, validate_digest
-from kiln.registry.transport import DEFAULT_TIMEOUT, Body, HttpSession, RetryPolicy, Transport
+from kiln.registry.retry import Attempt, Retrying, RetryPolicy
+from kiln.registry.session import AuthenticatedSession, HttpSession, Request
 from kiln.registry.upload import DEFAULT_CHUNK_SIZE, BlobUpload, GrowingSource, Uploader
 
 CHUNK_SIZE = 1024 * 1024
 _MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest size limit
-_MAX_REDIRECTS = 10
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_STREAM_ERRORS = (NetError, OSError)
 
 
 class RegistryClient(Closeable):
@@ -40,7 +41,7 @@ class RegistryClient(Closeable):
     ``insecure`` means plain HTTP (Kaniko's ``--insecure``); ``skip_tls_verify`` keeps HTTPS
     but accepts any certificate; ``ca_file`` is the CA bundle to verify against (instead of
     the system store); ``client_cert`` is a (certificate, key) pair for mutual TLS.
-    Blobs larger than ``chunk_size`` are uploaded in chunks. ``session`` (a ``kiln.net.Client``
+    Blobs larger than ``chunk_size`` are uploaded in chunks. ``session`` (a ``kiln.net.Session``
     unless given) and ``sleep`` are for tests (a scripted transport, no real waiting).
     One client may be used from several threads.
     """
@@ -64,33 +65,21 @@ class RegistryClient(Closeable):
         self.registry = normalize_registry(registry)
         scheme = "http" if insecure else "https"
         self.base_url = f"{scheme}://{registry_api_host(self.registry)}"
-        self._host = urlsplit(self.base_url).netloc
         verify: bool | str = str(ca_file) if ca_file is not None else True
         if skip_tls_verify:
             verify = False
-        self._session: HttpSession = session or Client(
+        self._session: HttpSession = session or Session(
             verify=verify,
             cert=(str(client_cert[0]), str(client_cert[1])) if client_cert else None,
             user_agent=user_agent,
         )
-        self._transport = Transport(
-            self._session,
-            policy=RetryPolicy(retries=retries),
-            sleep=sleep,
-            timeout=timeout,
+        authenticated = AuthenticatedSession(
+            self._session, self.base_url, self.registry, credentials, timeout
         )
-        self._auth = Authenticator(self._transport, self.registry, credentials)
-        self._pinged = False
-        self._ping_lock = threading.Lock()
+        self._auth = authenticated.auth
+        self._retry = Retrying(authenticated, RetryPolicy(retries=retries), sleep)
         self._confirmed: set[tuple[str, str]] = set()  # (repo, digest): see confirmed()
-        self._uploader = Uploader(
-            self._request,
-            self.blob_exists,
-            self._transport.policy,
-            sleep,
-            chunk_size,
-            credentials=self._auth,
-        )
+        self._uploader = Uploader(self, self._retry, chunk_size)
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.base_url!r})"
@@ -105,36 +94,26 @@ class RegistryClient(Closeable):
         """Fetch a manifest or index: (bytes as served, media type, sha256 digest of the bytes).
 
         When ``ref`` is a digest the bytes are verified against it; a ``Docker-Content-Digest``
-        header that disagrees with the bytes is an error too.
+        header that disagrees with the bytes is an error too. A body cut short is fetched again.
         """
         where = self.describe(repo, ref)
-        headers = {"Accept": ", ".join(accept)}
-        path = f"/v2/{repo}/manifests/{ref}"
-        attempt = 0
-        while True:  # a body cut short is fetched again, as a dropped connection would be
-            try:
-                with self._request(
-                    "GET", path, [pull_scope(repo)], where, headers=headers, stream=True
-                ) as response:
-                    if response.status_code != 200:
-                        raise response_error(
-                            response,
-                            reference=where,
-                            action="fetching the manifest",
-                            credentials=self._auth,
-                        )
-                    data = _read_limited(response, _MAX_MANIFEST, where)
-                    content_type = response.headers.get("Content-Type", "")
-                    served_digest = response.headers.get("Docker-Content-Digest")
-                break
-            except _STREAM_ERRORS as exc:
-                if attempt >= self._transport.policy.retries:
-                    raise RegistryError(
-                        f"download of the manifest was interrupted: {exc}",
-                        reference=where,
-                    ) from exc
-                self._transport.sleep(self._transport.policy.delay(attempt))
-                attempt += 1
+        request = Request(
+            "GET", f"/v2/{repo}/manifests/{ref}", where, (pull_scope(repo),),
+            {"Accept": ", ".join(accept)}, stream=True,
+        )  # fmt: skip
+
+        def fetch(attempt: Attempt) -> tuple[bytes, str, str | None]:
+            with self._retry.send(request, retry=False) as response:
+                if response.status_code != 200:
+                    raise self._failed(response, where, "fetching the manifest")
+                data = _read_limited(response, _MAX_MANIFEST, where)
+                return (
+                    data,
+                    response.headers.get("Content-Type", ""),
+                    response.headers.get("Docker-Content-Digest"),
+                )
+
+        data, content_type, served_digest = self._retry.run(fetch, request)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if ":" in ref:
             _verify_bytes(data, ref, where)
@@ -148,15 +127,13 @@ class RegistryClient(Closeable):
         """Upload a manifest (or index) under ``ref`` (tag or digest); return its digest."""
         where = self.describe(repo, ref)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        path = f"/v2/{repo}/manifests/{ref}"
-        headers = {"Content-Type": media_type}
-        with self._request(
-            "PUT", path, [push_scope(repo)], where, headers=headers, body=data
-        ) as response:
+        request = Request(
+            "PUT", f"/v2/{repo}/manifests/{ref}", where, (push_scope(repo),),
+            {"Content-Type": media_type}, data,
+        )  # fmt: skip
+        with self._retry.send(request) as response:
             if response.status_code not in (200, 201, 202):
-                raise response_error(
-                    response, reference=where, action="pushing the manifest", credentials=self._auth
-                )
+                raise self._failed(response, where, "pushing the manifest")
             served = response.headers.get("Docker-Content-Digest")
         if served and served.startswith("sha256:") and served != digest:
             raise DigestMismatchError(
@@ -170,15 +147,13 @@ class RegistryClient(Closeable):
         """True if the registry has blob ``digest`` in ``repo`` (a HEAD request)."""
         where = self.describe(repo, digest)
         path = f"/v2/{repo}/blobs/{validate_digest(digest)}"
-        with self._request("HEAD", path, [pull_scope(repo)], where) as response:
+        with self._retry.send(Request("HEAD", path, where, (pull_scope(repo),))) as response:
             if response.status_code == 200:
                 self._confirmed.add((repo, digest))
                 return True
             if response.status_code == 404:
                 return False
-            raise response_error(
-                response, reference=where, action="checking for the blob", credentials=self._auth
-            )
+            raise self._failed(response, where, "checking for the blob")
 
     def fetch_blob(self, repo: str, digest: str, dest: BinaryIO) -> int:
         """Stream blob ``digest`` into ``dest``, verifying it on the way; return its size.
@@ -189,49 +164,40 @@ class RegistryClient(Closeable):
         where = self.describe(repo, digest)
         algorithm = validate_digest(digest).split(":", 1)[0]
         start = dest.tell() if dest.seekable() else None
-        attempt = 0
-        while True:
-            hasher = hashlib.new(algorithm)
-            try:
-                size = self._stream_blob(repo, digest, dest, hasher.update, where)
-                break
-            except _STREAM_ERRORS as exc:
-                if start is None or attempt >= self._transport.policy.retries:
-                    raise RegistryError(
-                        f"download of blob {digest} was interrupted: {exc}",
-                        reference=where,
-                    ) from exc
-                self._transport.sleep(self._transport.policy.delay(attempt))
+        request = Request(
+            "GET", f"/v2/{repo}/blobs/{digest}", where, (pull_scope(repo),), stream=True
+        )
+
+        def fetch(attempt: Attempt) -> tuple[int, str]:
+            if start is not None:
                 dest.seek(start)
                 dest.truncate()
-                attempt += 1
-        actual = f"{algorithm}:{hasher.hexdigest()}"
+            hasher = hashlib.new(algorithm)
+            size = 0
+            with self._retry.send(request, retry=False) as response:
+                if response.status_code != 200:
+                    raise self._failed(response, where, "fetching the blob")
+                try:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        hasher.update(chunk)
+                        dest.write(chunk)
+                        size += len(chunk)
+                except NetworkError as exc:
+                    if start is None and size:
+                        raise RegistryError(
+                            f"download of blob {digest} was interrupted after {size} bytes "
+                            f"(not restarted: the destination cannot seek back): {exc}",
+                            reference=where,
+                        ) from exc
+                    raise
+            return size, f"{algorithm}:{hasher.hexdigest()}"
+
+        size, actual = self._retry.run(fetch, request)
         if actual != digest:
             raise DigestMismatchError(
                 f"{where}: blob content hashes to {actual}, expected {digest}",
                 hint="the registry or a proxy served corrupted data; retry or check the registry",
             )
-        return size
-
-    def _stream_blob(
-        self,
-        repo: str,
-        digest: str,
-        dest: BinaryIO,
-        update: Callable[[bytes], object],
-        where: str,
-    ) -> int:
-        path = f"/v2/{repo}/blobs/{digest}"
-        with self._request("GET", path, [pull_scope(repo)], where, stream=True) as response:
-            if response.status_code != 200:
-                raise response_error(
-                    response, reference=where, action="fetching the blob", credentials=self._auth
-                )
-            size = 0
-            for chunk in response.iter_content(CHUNK_SIZE):
-                update(chunk)
-                dest.write(chunk)
-                size += len(chunk)
         return size
 
     def upload_blob(
@@ -251,9 +217,7 @@ class RegistryClient(Closeable):
         validate_digest(digest)
         if self.blob_exists(repo, digest):
             return
-        where = self.describe(repo, digest)
-        scopes = [push_scope(repo)] + ([pull_scope(mount_from)] if mount_from else [])
-        blob = BlobUpload(repo, digest, size, opener, scopes, where)
+        blob = BlobUpload(repo, digest, size, opener, self.describe(repo, digest))
         if self._uploader.upload(blob, mount_from):
             self._confirmed.add((repo, digest))
 
@@ -264,8 +228,7 @@ class RegistryClient(Closeable):
         as they are written (``Uploader.upload_growing``). No HEAD first: the digest is not
         known before the last byte.
         """
-        scopes = [push_scope(repo)]
-        confirmed = self._uploader.upload_growing(source, repo, scopes, self.describe(repo))
+        confirmed = self._uploader.upload_growing(source, repo, self.describe(repo))
         result = source.result
         assert result is not None  # the upload ends only after the writer finished
         if confirmed:
@@ -282,14 +245,91 @@ class RegistryClient(Closeable):
         """
         return (repo, digest) in self._confirmed
 
+    # ---------------------------------------------------------------- upload steps
+
+    def start_upload(
+        self,
+        repo: str,
+        where: str,
+        *,
+        mount: tuple[str, str] | None = None,
+        action: str = "starting the upload",
+    ) -> str | None:
+        """Open an upload session in ``repo``: its URL, or None when ``mount`` (digest, source
+        repository) was mounted from the other repository instead. ``action`` names the step
+        in errors."""
+        query = f"?{urlencode({'mount': mount[0], 'from': mount[1]})}" if mount else ""
+        scopes = (push_scope(repo),) + ((pull_scope(mount[1]),) if mount else ())
+        request = Request("POST", f"/v2/{repo}/blobs/uploads/{query}", where, scopes, body=b"")
+        with self._retry.send(request) as response:
+            if response.status_code == 201 and mount:
+                return None
+            location = response.headers.get("Location")
+            if response.status_code != 202 or not location:
+                raise self._failed(response, where, action)
+            return urljoin(response.url, location)
+
+    def upload_chunk(
+        self, repo: str, where: str, location: str, body: Body, offset: int, length: int
+    ) -> tuple[str, int]:
+        """PATCH ``length`` bytes (``body``) at ``offset`` once (the uploader resumes a failed
+        chunk itself); return the next upload URL and offset."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{offset}-{offset + length - 1}",
+            "Content-Length": str(length),
+        }
+        request = Request("PATCH", location, where, (push_scope(repo),), headers, body)
+        with self._retry.send(request, retry=False) as response:
+            if response.status_code != 202:
+                raise self._failed(response, where, "uploading a chunk")
+            return _next_offset(response, location, offset + length)
+
+    def upload_status(self, repo: str, where: str, location: str) -> tuple[str, int]:
+        """How much of an upload the registry holds: (next upload URL, next offset). A session
+        the registry no longer knows is a temporary error coded ``BLOB_UPLOAD_UNKNOWN``."""
+        with self._retry.send(Request("GET", location, where, (push_scope(repo),))) as response:
+            if response.status_code in (400, 404):
+                status = response.status_code
+                response.close()
+                raise RegistryError(
+                    "the registry lost the upload session",
+                    reference=where,
+                    status=status,
+                    code="BLOB_UPLOAD_UNKNOWN",
+                    temporary=True,
+                )
+            if response.status_code not in (200, 204):
+                raise self._failed(response, where, "resuming the upload")
+            return _next_offset(response, location, 0)
+
+    def finish_upload(
+        self, repo: str, where: str, location: str, digest: str, body: Body, length: int
+    ) -> bool:
+        """The closing PUT naming ``digest``; True if the registry's answer names it back."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        url = with_query(location, {"digest": digest})
+        request = Request("PUT", url, where, (push_scope(repo),), headers, body)
+        with self._retry.send(request) as response:
+            if response.status_code not in (201, 204):
+                raise self._failed(response, where, "uploading the blob")
+            return response.headers.get("Docker-Content-Digest") == digest
+
+    def cancel_upload(self, repo: str, where: str, location: str) -> None:
+        """Drop an upload session (best effort: the registry expires it anyway)."""
+        try:
+            request = Request("DELETE", location, where, (push_scope(repo),))
+            self._retry.send(request, retry=False).close()
+        except (RegistryError, NetworkError):
+            pass
+
+    # ---------------------------------------------------------------- access checks
+
     def check_login(self) -> None:
         """Raise ``AuthError`` unless the registry accepts this client's credentials."""
-        where = self.registry
-        with self._request("GET", "/v2/", [], where) as response:
+        with self._retry.send(Request("GET", "/v2/", self.registry)) as response:
             if response.status_code != 200:
-                raise response_error(
-                    response, reference=where, action="logging in", credentials=self._auth
-                )
+                raise self._failed(response, self.registry, "logging in")
 
     def check_push(self, repo: str) -> None:
         """Fail early (``AuthError``) unless the credentials may push to ``repo``.
@@ -298,17 +338,9 @@ class RegistryClient(Closeable):
         grants that only with push rights.
         """
         where = self.describe(repo)
-        path = f"/v2/{repo}/blobs/uploads/"
-        with self._request("POST", path, [push_scope(repo)], where, body=b"") as response:
-            if response.status_code != 202:
-                raise response_error(
-                    response, reference=where, action="checking push access", credentials=self._auth
-                )
-            location = response.headers.get("Location")
-            url = urljoin(response.url, location) if location else None
-        if url is not None:
-            with self._request("DELETE", url, [push_scope(repo)], where, retry=False):
-                pass  # best effort: an abandoned upload is garbage-collected anyway
+        location = self.start_upload(repo, where, action="checking push access")
+        if location is not None:
+            self.cancel_upload(repo, where, location)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -319,89 +351,20 @@ class RegistryClient(Closeable):
             return name
         return f"{name}@{ref}" if ":" in ref else f"{name}:{ref}"
 
-    def _ping(self, where: str) -> None:
-        """Learn how the registry authenticates (GET /v2/) before the first real request."""
-        with self._ping_lock:
-            if self._pinged:
-                return
-            url = f"{self.base_url}/v2/"
-            with self._follow("GET", url, {}, None, False, where) as response:
-                if response.status_code == 401:
-                    self._auth.update(response, [])
-                elif response.status_code == 400 and url.startswith("http:"):
-                    raise RegistryError(
-                        "the registry rejected a plain-HTTP request (it probably speaks HTTPS)",
-                        reference=where,
-                        status=400,
-                        hint=f"do not mark {self._host} insecure; trust its certificate with "
-                        "{0} if needed",
-                        remedies=(Remedy("registry_certificates", {self._host: "/path/ca.crt"}),),
-                    )
-                elif response.status_code not in (200, 404):
-                    # 404: some proxies only serve repository paths; let real requests decide.
-                    raise response_error(
-                        response,
-                        reference=where,
-                        action="contacting the registry",
-                        credentials=self._auth,
-                    )
-            self._pinged = True
+    def _failed(self, response: Response, where: str, action: str) -> RegistryError:
+        return response_error(response, reference=where, action=action, credentials=self._auth)
 
-    def _request(
-        self,
-        method: str,
-        path_or_url: str,
-        scopes: Iterable[str],
-        where: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Body = None,
-        stream: bool = False,
-        retry: bool = True,
-    ) -> Response:
-        """Send with auth, re-authenticating once on 401 and following redirects."""
-        self._ping(where)
-        scopes = list(scopes)
-        url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
-        for attempt in range(2):
-            all_headers = {**(headers or {}), **self._auth.headers(scopes)}
-            response = self._follow(method, url, all_headers, body, stream, where, retry)
-            if (
-                response.status_code != 401
-                or attempt == 1
-                or urlsplit(response.url).netloc != self._host
-                or not self._auth.update(response, scopes)
-            ):
-                return response
-            response.close()
-        raise AssertionError("unreachable")
 
-    def _follow(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: Body,
-        stream: bool,
-        where: str,
-        retry: bool = True,
-    ) -> Response:
-        """Send, following redirects; credentials never go to a host other than the registry."""
-        headers = dict(headers)
-        for _ in range(_MAX_REDIRECTS + 1):
-            if urlsplit(url).netloc != self._host or not url.startswith(self.base_url):
-                headers.pop("Authorization", None)
-            response = self._transport.request(
-                method, url, reference=where, headers=headers, body=body, stream=stream, retry=retry
-            )
-            location = response.headers.get("Location")
-            if response.status_code not in _REDIRECTS or not location:
-                return response
-            response.close()
-            url = urljoin(url, location)
-            if response.status_code == 303 and method != "HEAD":
-                method, body = "GET", None
-        raise RegistryError("too many redirects", reference=where)
+def _next_offset(response: Response, location: str, fallback: int) -> tuple[str, int]:
+    """The next upload URL and offset from a 202/204 (``Location`` and ``Range: 0-N``)."""
+    new_location = urljoin(response.url, response.headers.get("Location") or location)
+    _, _, end = response.headers.get("Range", "").partition("-")
+    return new_location, int(end) + 1 if end.strip().isdigit() else fallback
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` appended to whatever query it already has."""
+    return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
 def _read_limited(response: Response, limit: int, where: str) -> bytes:

@@ -1,6 +1,8 @@
 """Blob uploads: monolithic for small blobs, chunked (POST, PATCH..., PUT) for large ones.
 
-Why its own module: an upload is a small protocol of its own. Large layers go up in chunks so a
+Why its own module: an upload is a small protocol of its own, built here on the client's public
+upload steps (``start_upload``, ``upload_chunk``, ``upload_status``, ``finish_upload``), with
+the retry layer deciding when to try again. Large layers go up in chunks so a
 dropped connection costs one chunk, not the whole layer: after a failed PATCH the registry is
 asked how much it holds (``GET`` on the upload URL, ``Range: 0-N``) and the upload resumes from
 there. When the registry has lost the session (the distribution registry cancels an upload whose
@@ -15,40 +17,25 @@ registry lacks, so pipelining an upload with the compression costs no fault tole
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Protocol, cast
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from kiln.errors import RegistryError
-from kiln.net import NetError, Response
-from kiln.registry.problems import CredentialReport, response_error
-from kiln.registry.transport import RETRYABLE_STATUS, Body, RetryPolicy
+from kiln.net import Body
+from kiln.registry.problems import UPLOAD_LOST_CODES
+from kiln.registry.retry import Attempt, Retrying
+from kiln.registry.session import Request
+
+if TYPE_CHECKING:
+    from kiln.registry.client import RegistryClient
 
 log = logging.getLogger("kiln")
 
 #: Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this size.
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 _SMALL_BLOB = 1024 * 1024  # uploaded from memory: retries are trivial, empty blobs work
-_RESTART_CODES = frozenset({"BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"})
-
-
-class Sender(Protocol):
-    """How the uploader sends one authenticated request (``RegistryClient._request``)."""
-
-    def __call__(
-        self,
-        method: str,
-        path_or_url: str,
-        scopes: list[str],
-        where: str,
-        *,
-        headers: dict[str, str] | None = None,
-        body: Body = None,
-        retry: bool = True,
-    ) -> Response: ...
 
 
 class GrowingSource(Protocol):
@@ -82,7 +69,15 @@ class _SourceStream:
 
 
 class _UploadLost(Exception):
-    """The registry no longer knows the upload session; start a new one."""
+    """The registry no longer knows the upload session: only a new upload can help.
+
+    Raised through a chunk's retries (resuming cannot help) up to the upload's, which starts
+    over with ``error`` (a temporary ``RegistryError``) as the reason.
+    """
+
+    def __init__(self, error: RegistryError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Window:
@@ -116,54 +111,42 @@ class BlobUpload:
     digest: str
     size: int
     opener: Callable[[], BinaryIO]
-    scopes: list[str]
     where: str
 
 
 class Uploader:
-    """Runs uploads for one client: chooses monolithic or chunked, resumes, restarts."""
+    """Runs uploads for one client through its public upload steps: chooses monolithic or
+    chunked, resumes a failed chunk, restarts a lost session; ``retry`` decides when."""
 
     def __init__(
-        self,
-        send: Sender,
-        exists: Callable[[str, str], bool],
-        policy: RetryPolicy,
-        sleep: Callable[[float], None],
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        *,
-        credentials: CredentialReport | None = None,
+        self, client: RegistryClient, retry: Retrying, chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> None:
-        self._send = send
-        self._credentials = credentials
-        self._exists = exists
-        self._policy = policy
-        self._sleep = sleep
+        self._client = client
+        self._retry = retry
         self.chunk_size = chunk_size
 
     def upload(self, blob: BlobUpload, mount_from: str | None = None) -> bool:
-        """Upload ``blob``, restarting the session on transient failures within the budget.
+        """Upload ``blob``, starting again on temporary failures within the retry budget.
 
         Returns whether the registry confirmed it holds the blob under ``blob.digest`` (a
         mount, a final response naming that digest, or a HEAD after a lost answer); False
         means it accepted the upload without saying so.
         """
-        attempt = 0
-        while True:
-            try:
-                location = self._start(blob, mount_from)
-                if location is None:
-                    return True  # mounted from another repository
-                if blob.size > self.chunk_size:
-                    return self._chunked(blob, location)
-                return self._monolithic(blob, location)
-            except (RegistryError, _UploadLost) as exc:
-                if self._after_failure(exc, attempt, blob, blob.digest):
-                    return True
-                attempt += 1
+        mount = (blob.digest, mount_from) if mount_from else None
 
-    def upload_growing(
-        self, source: GrowingSource, repo: str, scopes: list[str], where: str
-    ) -> bool:
+        def attempt(attempt: Attempt) -> bool:
+            if self._again(attempt, blob, blob.digest):
+                return True
+            location = self._client.start_upload(blob.repo, blob.where, mount=mount)
+            if location is None:
+                return True  # mounted from another repository
+            if blob.size > self.chunk_size:
+                return self._chunked(blob, location)
+            return self._monolithic(blob, location)
+
+        return self._retry.run(_restarting(attempt), self._request(blob))
+
+    def upload_growing(self, source: GrowingSource, repo: str, where: str) -> bool:
         """Upload a blob while it is written: chunks as they reach the disk, the closing PUT
         once ``source`` is complete. Returns as ``upload``; the digest is ``source.result``.
 
@@ -173,51 +156,30 @@ class Uploader:
         def opener() -> BinaryIO:
             return cast(BinaryIO, _SourceStream(source))
 
-        blob = BlobUpload(repo, "(being written)", 0, opener, scopes, where)
-        attempt = 0
-        while True:
-            try:
-                location = self._start(blob, None)
-                assert location is not None  # no mount was asked for
-                return self._follow(blob, source, location)
-            except (RegistryError, _UploadLost) as exc:
-                done = source.result
-                if self._after_failure(exc, attempt, blob, done[0] if done else None):
-                    return True
-                attempt += 1
+        blob = BlobUpload(repo, "(being written)", 0, opener, where)
 
-    def _after_failure(
-        self, exc: RegistryError | _UploadLost, attempt: int, blob: BlobUpload, digest: str | None
-    ) -> bool:
-        """Raise unless a new attempt may follow; True if the registry has the blob anyway
-        (the last attempt completed although its answer was lost), else wait before the next."""
-        if not _restartable(exc) or attempt >= self._policy.retries:
-            if isinstance(exc, _UploadLost):
-                raise RegistryError(
-                    f"upload of blob {digest or blob.digest} was lost by the registry",
-                    reference=blob.where,
-                ) from exc
-            raise exc
-        if digest is not None and self._exists(blob.repo, digest):
+        def attempt(attempt: Attempt) -> bool:
+            done = source.result
+            if self._again(attempt, blob, done[0] if done else None):
+                return True
+            location = self._client.start_upload(repo, where)
+            assert location is not None  # no mount was asked for
+            return self._follow(blob, source, location)
+
+        return self._retry.run(_restarting(attempt), self._request(blob))
+
+    def _again(self, attempt: Attempt, blob: BlobUpload, digest: str | None) -> bool:
+        """Before a new attempt: True if the registry has the blob anyway (the last attempt
+        completed although its answer was lost)."""
+        if not attempt.number:
+            return False
+        if digest is not None and self._client.blob_exists(blob.repo, digest):
             return True
-        log.warning("Upload of %s failed (%s); starting it again", digest or blob.digest, exc)
-        self._sleep(self._policy.delay(attempt))
+        log.warning("Upload of %s failed; starting it again", digest or blob.digest)
         return False
 
-    def _start(self, blob: BlobUpload, mount_from: str | None) -> str | None:
-        query = {"mount": blob.digest, "from": mount_from} if mount_from else {}
-        path = f"/v2/{blob.repo}/blobs/uploads/" + (f"?{urlencode(query)}" if query else "")
-        with self._send("POST", path, blob.scopes, blob.where, body=b"") as response:
-            if response.status_code == 201 and mount_from:
-                return None
-            if response.status_code != 202 or "Location" not in response.headers:
-                raise response_error(
-                    response,
-                    reference=blob.where,
-                    action="starting the upload",
-                    credentials=self._credentials,
-                )
-            return urljoin(response.url, response.headers["Location"])
+    def _request(self, blob: BlobUpload) -> Request:
+        return Request("POST", f"/v2/{blob.repo}/blobs/uploads/", blob.where)
 
     def _monolithic(self, blob: BlobUpload, location: str) -> bool:
         body: Body = blob.opener
@@ -227,135 +189,70 @@ class Uploader:
         return self._finish(blob, location, body, blob.size)
 
     def _finish(self, blob: BlobUpload, location: str, body: Body, length: int) -> bool:
-        """The closing PUT; True if the registry's answer names the blob's digest."""
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
-        url = with_query(location, {"digest": blob.digest})
-        with self._send("PUT", url, blob.scopes, blob.where, headers=headers, body=body) as done:
-            if done.status_code not in (201, 204):
-                raise response_error(
-                    done,
-                    reference=blob.where,
-                    action="uploading the blob",
-                    credentials=self._credentials,
-                )
-            return done.headers.get("Docker-Content-Digest") == blob.digest
+        return self._client.finish_upload(
+            blob.repo, blob.where, location, blob.digest, body, length
+        )
 
     def _chunked(self, blob: BlobUpload, location: str) -> bool:
-        offset = failures = 0
+        offset = 0
         while offset < blob.size:
-            length = min(self.chunk_size, blob.size - offset)
-            location, offset, failures = self._chunk(blob, location, offset, length, failures)
+            location, offset = self._chunk(blob, location, offset, blob.size)
         return self._finish(blob, location, b"", 0)
 
     def _follow(self, blob: BlobUpload, source: GrowingSource, location: str) -> bool:
         """``_chunked`` for a blob still being written: each chunk once the writer has it."""
-        offset = failures = 0
+        offset = 0
         try:
             while True:
                 written = source.wait(offset + self.chunk_size)
                 if offset < written:
-                    length = min(self.chunk_size, written - offset)
-                    location, offset, failures = self._chunk(
-                        blob, location, offset, length, failures
-                    )
+                    location, offset = self._chunk(blob, location, offset, written)
                 elif (done := source.result) is not None:
                     break
         except (RegistryError, _UploadLost):
             raise
         except Exception:  # the writer failed: nothing left to upload
-            self._cancel(blob, location)
+            self._client.cancel_upload(blob.repo, blob.where, location)
             raise
         digest, size = done
         return self._finish(replace(blob, digest=digest, size=size), location, b"", 0)
 
-    def _chunk(
-        self, blob: BlobUpload, location: str, offset: int, length: int, failures: int
-    ) -> tuple[str, int, int]:
-        """PATCH one chunk; after a failure ask the registry where to resume, within budget.
-        Returns the next location and offset, and the failures so far."""
+    def _chunk(self, blob: BlobUpload, location: str, offset: int, end: int) -> tuple[str, int]:
+        """PATCH the next chunk (at most ``chunk_size`` bytes of what is there up to ``end``);
+        after a failure, ask the registry how much it holds and go on from there. Returns the
+        next location and offset."""
+        where = (location, offset)
+
+        def send(attempt: Attempt) -> tuple[str, int]:
+            nonlocal where
+            try:
+                if attempt.number:
+                    where = self._client.upload_status(blob.repo, blob.where, where[0])
+                    log.info("Resuming upload of %s at byte %d", blob.digest, where[1])
+                url, start = where
+                if start >= end:
+                    return where
+                length = min(self.chunk_size, end - start)
+
+                def body() -> BinaryIO:
+                    return _Window(blob.opener(), start, length)  # type: ignore[return-value]
+
+                return self._client.upload_chunk(blob.repo, blob.where, url, body, start, length)
+            except RegistryError as exc:
+                if exc.code in UPLOAD_LOST_CODES:
+                    raise _UploadLost(exc) from exc
+                raise
+
+        return self._retry.run(send, Request("PATCH", location, blob.where))
+
+
+def _restarting(attempt: Callable[[Attempt], bool]) -> Callable[[Attempt], bool]:
+    """``attempt`` with a lost session turned into the temporary error that restarts it."""
+
+    def run(number: Attempt) -> bool:
         try:
-            location, offset = self._patch(blob, location, offset, length)
-        except (NetError, OSError, _Transient) as exc:
-            if failures >= self._policy.retries:
-                raise RegistryError(
-                    f"chunked upload of blob {blob.digest} kept failing at byte {offset}: {exc}",
-                    reference=blob.where,
-                ) from exc
-            self._sleep(self._policy.delay(failures))
-            failures += 1
-            location, offset = self._status(blob, location)
-            log.info("Resuming upload of %s at byte %d", blob.digest, offset)
-        return location, offset, failures
+            return attempt(number)
+        except _UploadLost as lost:
+            raise lost.error from lost
 
-    def _cancel(self, blob: BlobUpload, location: str) -> None:
-        """Drop an upload session (best effort: the registry expires it anyway)."""
-        with contextlib.suppress(RegistryError, NetError):
-            self._send("DELETE", location, blob.scopes, blob.where, retry=False).close()
-
-    def _patch(self, blob: BlobUpload, location: str, offset: int, length: int) -> tuple[str, int]:
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Content-Range": f"{offset}-{offset + length - 1}",
-            "Content-Length": str(length),
-        }
-
-        def body() -> BinaryIO:
-            return _Window(blob.opener(), offset, length)  # type: ignore[return-value]
-
-        with self._send(
-            "PATCH", location, blob.scopes, blob.where, headers=headers, body=body, retry=False
-        ) as response:
-            if response.status_code in RETRYABLE_STATUS:
-                raise _Transient(f"HTTP {response.status_code}")
-            if response.status_code != 202:
-                raise response_error(
-                    response,
-                    reference=blob.where,
-                    action="uploading a chunk",
-                    credentials=self._credentials,
-                )
-            return _next(response, location, offset + length)
-
-    def _status(self, blob: BlobUpload, location: str) -> tuple[str, int]:
-        """Ask the registry how much of the upload it holds: (next location, next offset)."""
-        with self._send("GET", location, blob.scopes, blob.where) as response:
-            if response.status_code in (400, 404):
-                raise _UploadLost(f"HTTP {response.status_code}")
-            if response.status_code not in (200, 204):
-                raise response_error(
-                    response,
-                    reference=blob.where,
-                    action="resuming the upload",
-                    credentials=self._credentials,
-                )
-            return _next(response, location, 0)
-
-
-class _Transient(Exception):
-    """A chunk failed in a way worth retrying."""
-
-
-def _next(response: Response, location: str, fallback: int) -> tuple[str, int]:
-    """The next upload URL and offset from a 202/204 (``Location`` and ``Range: 0-N``)."""
-    new_location = urljoin(response.url, response.headers.get("Location") or location)
-    reported = response.headers.get("Range", "")
-    _, _, end = reported.partition("-")
-    offset = int(end) + 1 if end.strip().isdigit() else fallback
-    return new_location, offset
-
-
-def _restartable(exc: BaseException) -> bool:
-    if isinstance(exc, _UploadLost):
-        return True
-    assert isinstance(exc, RegistryError)
-    if exc.code in _RESTART_CODES:
-        return True
-    return exc.status is None or exc.status in RETRYABLE_STATUS
-
-
-def with_query(url: str, params: dict[str, str]) -> str:
-    """``url`` with ``params`` appended to whatever query it already has."""
-    parts = urlsplit(url)
-    extra = urlencode(params)
-    query = f"{parts.query}&{extra}" if parts.query else extra
-    return urlunsplit(parts._replace(query=query))
+    return run
