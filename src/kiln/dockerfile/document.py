@@ -8,8 +8,10 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from kiln.dockerfile.bulk import frozen_instance
 from kiln.dockerfile.convert import UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
@@ -19,17 +21,15 @@ from kiln.dockerfile.source import decode_dockerfile
 from kiln.dockerfile.syntax import SyntaxReader
 from kiln.errors import DockerfileError
 
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
-
 __all__ = ["Dockerfile", "Stage", "parse"]
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Stage:
-    """One build stage: its FROM and the instructions after it, up to the next FROM."""
+    """One build stage: its FROM and the instructions after it, up to the next FROM.
+
+    Made by ``bulk.frozen_instance`` (one per FROM: see there), hence no ``slots``.
+    """
 
     name: str | None
     index: int
@@ -45,7 +45,7 @@ class Stage:
         }
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dockerfile:
     """A whole Dockerfile. ``escape`` is the escape character to pass to ``expand_word``."""
 
@@ -89,12 +89,15 @@ class _StageBuilder:
         # Each stage's FROM and its instructions so far; the frozen Stages are made once at
         # the end (re-making a Stage per instruction made parsing quadratic).
         self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
+        self.current: list[Instruction] | None = None  # the instructions of the last stage
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
-        if isinstance(instruction, FromInstruction):
+        if type(instruction) is FromInstruction:
             self.open_stage(instruction)
-        elif not self.opened:
+        elif self.current is not None:
+            self.current.append(instruction)
+        else:
             if not isinstance(instruction, ArgInstruction):
                 raise DockerfileError(
                     f"{instruction.keyword} before the first FROM: "
@@ -104,8 +107,6 @@ class _StageBuilder:
                     hint="only ARG may come before the first FROM",
                 )
             self.meta_args.append(instruction)
-        else:
-            self.opened[-1][1].append(instruction)
 
     def open_stage(self, instruction: FromInstruction) -> None:
         if instruction.name is not None:
@@ -116,11 +117,20 @@ class _StageBuilder:
                     line=instruction.line,
                 )
             self.names.add(instruction.name)
-        self.opened.append((instruction, []))
+        self.current = []
+        self.opened.append((instruction, self.current))
 
     def stages(self) -> tuple[Stage, ...]:
         return tuple(
-            Stage(from_.name, index, from_, tuple(instructions))
+            frozen_instance(
+                Stage,
+                {
+                    "name": from_.name,
+                    "index": index,
+                    "from_": from_,
+                    "instructions": tuple(instructions),
+                },
+            )
             for index, (from_, instructions) in enumerate(self.opened)
         )
 

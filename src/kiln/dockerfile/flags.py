@@ -7,14 +7,8 @@ value-less flags. Declaring a ``FlagSpec`` per instruction keeps those rules in 
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["NO_FLAGS", "FlagError", "FlagKind", "FlagSpec", "ParsedFlags", "parse_flags"]
 
@@ -34,7 +28,7 @@ class FlagError(ValueError):
 FlagSpec = dict[str, FlagKind]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedFlags:
     """Flag values: ``values`` (last value per name) and ``lists`` (all values per name)."""
 

@@ -13,15 +13,9 @@ or "false" for boolean flags) and ``raw_flags`` (every ``--flag`` word in order)
 
 from __future__ import annotations
 
-from dataclasses import field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from kiln.dockerfile.heredoc import Heredoc
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = [
     "AddInstruction",
@@ -46,7 +40,7 @@ __all__ = [
 ]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Instruction:
     """What every instruction has: where it is and how it was written."""
 
@@ -59,7 +53,7 @@ class Instruction:
     raw_flags: tuple[str, ...] = ()
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FromInstruction(Instruction):
     """``FROM [--platform=P] image [AS name]``; ``name`` is lower-cased as Docker does."""
 
@@ -68,7 +62,7 @@ class FromInstruction(Instruction):
     platform: str | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class _CommandLine(Instruction):
     """Shared shape of RUN/CMD/ENTRYPOINT.
 
@@ -81,7 +75,7 @@ class _CommandLine(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RunInstruction(_CommandLine):
     """``RUN``; ``mounts`` are the raw ``--mount`` values in order, ``network``/``security`` raw."""
 
@@ -90,24 +84,24 @@ class RunInstruction(_CommandLine):
     security: str | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CmdInstruction(_CommandLine):
     """``CMD`` (shell form with empty text is allowed, as in Docker)."""
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EntrypointInstruction(_CommandLine):
     """``ENTRYPOINT``."""
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ShellInstruction(Instruction):
     """``SHELL ["executable", "param"]`` (JSON form only)."""
 
     shell: list[str]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvInstruction(Instruction):
     """``ENV``; values keep their quotes (``a="x y"`` -> ``("a", '"x y"')``) until expansion."""
 
@@ -115,7 +109,7 @@ class EnvInstruction(Instruction):
     legacy: bool = False
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class LabelInstruction(Instruction):
     """``LABEL``; like ENV, keys and values are unexpanded and keep their quotes."""
 
@@ -123,42 +117,42 @@ class LabelInstruction(Instruction):
     legacy: bool = False
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ArgInstruction(Instruction):
     """``ARG name[=default] ...``; a None default means "no default given"."""
 
     args: tuple[tuple[str, str | None], ...]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ExposeInstruction(Instruction):
     """``EXPOSE 80 443/tcp`` (source order; unexpanded)."""
 
     ports: tuple[str, ...]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(Instruction):
     """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
 
     paths: tuple[str, ...]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkdirInstruction(Instruction):
     """``WORKDIR path``."""
 
     path: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
     user: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CopyInstruction(Instruction):
     """``COPY``: ``sources`` are paths; inline files from heredocs are in ``heredocs``.
 
@@ -177,7 +171,7 @@ class CopyInstruction(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AddInstruction(CopyInstruction):
     """``ADD``: COPY's fields plus ``checksum``, ``keep_git_dir`` and ``unpack`` (None: default)."""
 
@@ -186,14 +180,14 @@ class AddInstruction(CopyInstruction):
     unpack: bool | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class StopsignalInstruction(Instruction):
     """``STOPSIGNAL SIGTERM`` or a number (unexpanded)."""
 
     signal: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class HealthcheckInstruction(Instruction):
     """``HEALTHCHECK``.
 
@@ -211,7 +205,7 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class OnbuildInstruction(Instruction):
     """``ONBUILD <trigger>``; ``trigger`` is the text stored in the image config's OnBuild.
 
@@ -227,7 +221,7 @@ class OnbuildInstruction(Instruction):
         return self.trigger
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated; parsing adds a warning)."""
 

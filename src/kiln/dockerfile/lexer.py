@@ -19,14 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from kiln.dockerfile import shellpattern
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["MAX_NESTING", "ExpansionError", "ShellLexer", "expand_word", "expand_words"]
 
@@ -362,7 +357,7 @@ class _ShellWord:
             raise ExpansionError(f"invalid pattern ({pattern}) in substitution: {exc}") from exc
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShellLexer:
     """A configured lexer. The defaults are what the builder uses for expansion.
 
