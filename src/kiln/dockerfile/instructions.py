@@ -2,8 +2,10 @@
 
 Why it exists: the build's dispatch wants to pattern-match on what an instruction *means*
 (a COPY with these sources and this ``--chown``), not re-parse text. Every value here is kept
-exactly as written (quotes included where Docker keeps them, ``$vars`` unexpanded): expansion
-happens at dispatch through ``expand_word``, because only the build knows the environment.
+exactly as written (quotes included where Docker keeps them, ``$vars`` unexpanded), because
+only the build knows the environment: at dispatch, ``instruction.expand(expander)`` returns the
+instruction with the words the builder expands expanded (as BuildKit's commands expand
+themselves), and every other field as written.
 
 Every instruction carries ``keyword`` (upper case), ``line``/``end_line`` (1-based, inclusive),
 ``original`` (the logical line Docker records in history), ``source`` (the raw text, heredoc
@@ -13,9 +15,11 @@ or "false" for boolean flags) and ``raw_flags`` (every ``--flag`` word in order)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Self
 
 from kiln.dockerfile.heredoc import Heredoc
+from kiln.dockerfile.lexer import Expander
 
 __all__ = [
     "AddInstruction",
@@ -52,6 +56,15 @@ class Instruction:
     flags: dict[str, str] = field(default_factory=dict)
     raw_flags: tuple[str, ...] = ()
 
+    def expand(self, expander: Expander) -> Self:
+        """This instruction with its words expanded (raises ``ExpansionError``).
+
+        Nothing, unless the keyword's class says otherwise: the text of RUN, CMD, ENTRYPOINT,
+        SHELL and HEALTHCHECK is for the shell in the image, ONBUILD triggers expand when they
+        fire, MAINTAINER is kept literally, as in Docker.
+        """
+        return self
+
 
 @dataclass(frozen=True, kw_only=True)
 class FromInstruction(Instruction):
@@ -60,6 +73,12 @@ class FromInstruction(Instruction):
     image: str
     name: str | None = None
     platform: str | None = None
+
+    def expand(self, expander: Expander) -> Self:
+        """The base image and ``--platform`` (with the global ARGs); the stage name is literal."""
+        image = expander.word(self.image)
+        platform = None if self.platform is None else expander.word(self.platform)
+        return replace(self, image=image, platform=platform)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +127,10 @@ class EnvInstruction(Instruction):
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
 
+    def expand(self, expander: Expander) -> Self:
+        """The values (each sees the environment from before the instruction); names are literal."""
+        return replace(self, pairs=tuple((k, expander.word(v)) for k, v in self.pairs))
+
 
 @dataclass(frozen=True, kw_only=True)
 class LabelInstruction(Instruction):
@@ -116,10 +139,20 @@ class LabelInstruction(Instruction):
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
 
+    def expand(self, expander: Expander) -> Self:
+        """Keys and values."""
+        word = expander.word
+        return replace(self, pairs=tuple((word(k), word(v)) for k, v in self.pairs))
+
 
 @dataclass(frozen=True, kw_only=True)
 class ArgInstruction(Instruction):
-    """``ARG name[=default] ...``; a None default means "no default given"."""
+    """``ARG name[=default] ...``; a None default means "no default given".
+
+    Not expanded by ``expand``: each name and default sees the ARGs declared before it on the
+    same line, and a default is expanded only when no build arg replaces it, so dispatch
+    expands them one by one.
+    """
 
     args: tuple[tuple[str, str | None], ...]
 
@@ -130,12 +163,20 @@ class ExposeInstruction(Instruction):
 
     ports: tuple[str, ...]
 
+    def expand(self, expander: Expander) -> Self:
+        """Each port, split again on whitespace (``EXPOSE $PORTS`` may name several)."""
+        return replace(self, ports=tuple(w for p in self.ports for w in expander.words(p)))
+
 
 @dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(Instruction):
     """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
 
     paths: tuple[str, ...]
+
+    def expand(self, expander: Expander) -> Self:
+        """Each path."""
+        return replace(self, paths=tuple(expander.word(p) for p in self.paths))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,12 +185,20 @@ class WorkdirInstruction(Instruction):
 
     path: str
 
+    def expand(self, expander: Expander) -> Self:
+        """The path."""
+        return replace(self, path=expander.word(self.path))
+
 
 @dataclass(frozen=True, kw_only=True)
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
     user: str
+
+    def expand(self, expander: Expander) -> Self:
+        """The user (and group)."""
+        return replace(self, user=expander.word(self.user))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +219,24 @@ class CopyInstruction(Instruction):
     exclude: tuple[str, ...] = ()
     heredocs: tuple[Heredoc, ...] = ()
 
+    def expand(self, expander: Expander) -> Self:
+        """Sources, destination, ``--chown``, ``--from``, ``--exclude`` patterns, and the bodies
+        of heredocs whose delimiter was not quoted; ``--chmod`` (and ADD's ``--checksum``)
+        literal, as in BuildKit."""
+        word = expander.word
+        return replace(
+            self,
+            sources=tuple(word(s) for s in self.sources),
+            dest=word(self.dest),
+            chown=word(self.chown) if self.chown else None,
+            from_=word(self.from_) if self.from_ else None,
+            heredocs=tuple(
+                replace(h, content=expander.heredoc(h.content)) if h.expand else h
+                for h in self.heredocs
+            ),
+            exclude=tuple(word(p) for p in self.exclude),
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class AddInstruction(CopyInstruction):
@@ -185,6 +252,10 @@ class StopsignalInstruction(Instruction):
     """``STOPSIGNAL SIGTERM`` or a number (unexpanded)."""
 
     signal: str
+
+    def expand(self, expander: Expander) -> Self:
+        """The signal."""
+        return replace(self, signal=expander.word(self.signal))
 
 
 @dataclass(frozen=True, kw_only=True)
