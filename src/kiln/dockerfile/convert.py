@@ -7,6 +7,7 @@ reader (``syntax``) and from expansion (``lexer``). Values stay unexpanded.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 
@@ -50,8 +51,6 @@ class UnknownInstructionError(InstructionError):
     """The keyword is not a Dockerfile instruction; ``suggestion`` is the closest one."""
 
     def __init__(self, keyword: str) -> None:
-        import difflib  # only for this error's suggestion
-
         close = difflib.get_close_matches(keyword.upper(), sorted(KEYWORDS), n=1)
         self.suggestion = close[0] if close else None
         super().__init__(f"unknown instruction: {keyword}")

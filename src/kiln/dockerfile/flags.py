@@ -7,6 +7,7 @@ value-less flags. Declaring a ``FlagSpec`` per instruction keeps those rules in 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -55,8 +56,6 @@ NO_FLAGS = ParsedFlags()
 
 def _unknown(name: str, spec: FlagSpec) -> FlagError:
     message = f"unknown flag: {name}"
-    import difflib  # only for this error's suggestion
-
     close = difflib.get_close_matches(name, list(spec), n=1)
     if close:
         message += f" (did you mean {close[0]}?)"
