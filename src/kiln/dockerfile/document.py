@@ -11,7 +11,6 @@ import gc
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.dockerfile.bulk import frozen_instance
 from kiln.dockerfile.convert import UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
@@ -24,12 +23,9 @@ from kiln.errors import DockerfileError
 __all__ = ["Dockerfile", "Stage", "parse"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stage:
-    """One build stage: its FROM and the instructions after it, up to the next FROM.
-
-    Made by ``bulk.frozen_instance`` (one per FROM: see there), hence no ``slots``.
-    """
+    """One build stage: its FROM and the instructions after it, up to the next FROM."""
 
     name: str | None
     index: int
@@ -122,15 +118,7 @@ class _StageBuilder:
 
     def stages(self) -> tuple[Stage, ...]:
         return tuple(
-            frozen_instance(
-                Stage,
-                {
-                    "name": from_.name,
-                    "index": index,
-                    "from_": from_,
-                    "instructions": tuple(instructions),
-                },
-            )
+            Stage(from_.name, index, from_, tuple(instructions))
             for index, (from_, instructions) in enumerate(self.opened)
         )
 
