@@ -35,9 +35,9 @@ class Node(NamedTuple):
     words, ``rest`` the argument text after them.
 
     A NamedTuple rather than a frozen dataclass because one is made per instruction and
-    dropped as soon as it is converted: 0.3 µs to make instead of 0.9 µs (``frozen_instance``)
-    or 2 µs (the dataclass ``__init__``), which was 0.4 s of the 2 s that 10 MB of the
-    ``stages`` shape of ``bench/parse_dockerfile.py`` may take.
+    dropped as soon as it is converted, and CPython 3.11's frozen ``__init__`` is slow
+    (see ``bulk``): as a frozen slotted dataclass, 2.5 MB of the ``instructions`` shape of
+    ``bench/parse_dockerfile.py`` took 0.63 s instead of 0.50 s (medians of 5, interleaved).
     """
 
     keyword: str
