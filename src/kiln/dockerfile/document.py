@@ -43,7 +43,7 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class Dockerfile:
-    """A whole Dockerfile. ``escape`` is the escape character to pass to ``expand_word``."""
+    """A whole Dockerfile. ``escape`` is the escape character words are expanded with."""
 
     filename: str
     directives: dict[str, str]

@@ -46,7 +46,11 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class Instruction:
-    """What every instruction has: where it is and how it was written."""
+    """What every instruction has: where it is and how it was written.
+
+    No ``slots`` here or in the subclasses: the parser makes one instruction per line with
+    ``bulk.frozen_instance``, which needs an instance ``__dict__`` (the figures are there).
+    """
 
     keyword: str
     line: int
