@@ -40,7 +40,7 @@ class ConvertContext:
         self.escape = escape
         self.keyword = sys.intern(node.keyword.upper())  # one string per keyword, not per line
         self.rest = node.rest
-        self.warnings: list[DockerfileWarning] = []
+        self.warnings: list[DockerfileWarning] | None = None  # most nodes have none
 
     def flags(self, spec: FlagSpec) -> ParsedFlags:
         """Parse the node's flags against ``spec`` (an empty spec rejects every flag)."""
@@ -74,4 +74,6 @@ class ConvertContext:
             raise InstructionError(str(exc)) from None
 
     def warn(self, message: str, rule: str = "") -> None:
+        if self.warnings is None:
+            self.warnings = []
         self.warnings.append(DockerfileWarning(self.node.line, message, rule))

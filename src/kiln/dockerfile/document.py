@@ -160,7 +160,8 @@ def _parse(text: str, filename: str) -> Dockerfile:
         ctx = ConvertContext(node, reader.directives.escape)
         try:
             instruction = convert(ctx)
-            converted.extend(ctx.warnings)
+            if ctx.warnings:
+                converted.extend(ctx.warnings)
             builder.add(instruction)
         except UnknownInstructionError as exc:
             hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
