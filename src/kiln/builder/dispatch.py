@@ -1,16 +1,19 @@
 """Pure dispatch: (stage state, instruction) -> (new state, effect to apply).
 
-Why pure: every Dockerfile rule about words, ARG/ENV visibility and config fields lives here and can
-be tested with no containers and no files. Instructions that must touch the filesystem (RUN, COPY,
+Why pure: every Dockerfile rule about ARG/ENV visibility and config fields lives here and can be
+tested with no containers and no files. Instructions that must touch the filesystem (RUN, COPY,
 ADD, WORKDIR) return an *effect* for the executor; the executor reports back the layer it made and
-the builder records it. Metadata-only instructions return a history entry and no effect.
+the builder records it. Metadata-only instructions return a history entry and no effect. Which
+words of an instruction are expanded is the instruction's own business (``Instruction.expand``,
+as BuildKit's commands expand themselves); dispatch expands it with the stage's variables, then
+matches on what it is.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from kiln.builder.effects import RUN_FILES_DIR, CopyEffect, Effect, RunEffect, WorkdirEffect
@@ -22,6 +25,7 @@ from kiln.dockerfile import (
     CopyInstruction,
     EntrypointInstruction,
     EnvInstruction,
+    Expander,
     ExpansionError,
     ExposeInstruction,
     HealthcheckInstruction,
@@ -31,13 +35,10 @@ from kiln.dockerfile import (
     OnbuildInstruction,
     RunInstruction,
     ShellInstruction,
-    ShellLexer,
     StopsignalInstruction,
     UserInstruction,
     VolumeInstruction,
     WorkdirInstruction,
-    expand_word,
-    expand_words,
     heredoc_run,
 )
 from kiln.errors import DockerfileError
@@ -72,9 +73,6 @@ class Dispatched:
     history: HistoryEntry | None
 
 
-Handler = Callable[[StageState, Instruction, DispatchContext], Dispatched]
-
-
 def refuse_unsupported(instruction: Instruction, filename: str) -> None:
     """Refuse, with ``file:LINE``, a parsed option that kiln does not honour (yet).
 
@@ -90,39 +88,75 @@ def refuse_unsupported(instruction: Instruction, filename: str) -> None:
 
 
 def _unsupported(ins: Instruction) -> str | None:
-    if isinstance(ins, RunInstruction):
-        if ins.mounts:
-            return f"RUN --mount={ins.mounts[0]} is not supported by kiln yet"
-        if ins.network is not None and ins.network != "default":
+    match ins:
+        case RunInstruction(mounts=(mount, *_)):
+            return f"RUN --mount={mount} is not supported by kiln yet"
+        case RunInstruction(network=network) if network not in (None, "default"):
             return (
-                f"RUN --network={ins.network} is not supported by kiln yet "
+                f"RUN --network={network} is not supported by kiln yet "
                 "(only --network=default, what every RUN gets)"
             )
-        if ins.security is not None:
-            return f"RUN --security={ins.security} is not supported by kiln yet"
-    if isinstance(ins, AddInstruction) and ins.keep_git_dir:
-        return "ADD --keep-git-dir is not supported: kiln does not fetch git sources with ADD"
+        case RunInstruction(security=str(security)):
+            return f"RUN --security={security} is not supported by kiln yet"
+        case AddInstruction(keep_git_dir=True):
+            return "ADD --keep-git-dir is not supported: kiln does not fetch git sources with ADD"
     return None
 
 
 def dispatch(state: StageState, instruction: Instruction, ctx: DispatchContext) -> Dispatched:
     """Apply one instruction to the stage state; raise DockerfileError with file:line on misuse."""
     refuse_unsupported(instruction, ctx.filename)
-    handler = _HANDLERS.get(type(instruction))
-    if handler is None:
-        raise DockerfileError(
-            f"{instruction.keyword} is not supported by kiln yet",
-            file=ctx.filename,
-            line=instruction.line,
-        )
     try:
-        return handler(state, instruction, ctx)
+        match instruction:
+            case ArgInstruction():
+                return _arg(state, instruction, ctx)  # its words see each other: see _arg
+            case _:
+                expanded = instruction.expand(Expander(state.expansion_env(), ctx.escape))
+                return _apply(state, expanded, ctx)
     except ExpansionError as exc:
         raise DockerfileError(str(exc), file=ctx.filename, line=instruction.line) from exc
 
 
-def _word(state: StageState, word: str, ctx: DispatchContext) -> str:
-    return expand_word(word, state.expansion_env(), ctx.escape)
+def _apply(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
+    """Dispatch ``ins``, already expanded."""
+    match ins:
+        case EnvInstruction():
+            return _env(state, ins, ctx)
+        case LabelInstruction():
+            return _label(state, ins, ctx)
+        case ExposeInstruction():
+            return _expose(state, ins, ctx)
+        case VolumeInstruction():
+            return _volume(state, ins, ctx)
+        case WorkdirInstruction():
+            return _workdir(state, ins, ctx)
+        case UserInstruction(user=user):
+            return _meta(state.with_config(state.config.with_user(user)), ctx, f"USER {user}")
+        case CmdInstruction():
+            return _cmd(state, ins, ctx)
+        case EntrypointInstruction():
+            return _entrypoint(state, ins, ctx)
+        case ShellInstruction(shell=shell):
+            config = state.config.with_shell(list(shell))
+            return _meta(state.with_config(config), ctx, "SHELL " + json.dumps(list(shell)))
+        case StopsignalInstruction(signal=signal):
+            config = state.config.with_stop_signal(signal)
+            return _meta(state.with_config(config), ctx, f"STOPSIGNAL {signal}")
+        case MaintainerInstruction(name=name):
+            config = state.config.with_author(name)
+            return _meta(state.with_config(config), ctx, f"MAINTAINER {name}")
+        case OnbuildInstruction(trigger=trigger):
+            config = state.config.with_onbuild(trigger)
+            return _meta(state.with_config(config), ctx, f"ONBUILD {trigger}")
+        case HealthcheckInstruction():
+            return _healthcheck(state, ins, ctx)
+        case RunInstruction():
+            return _run(state, ins, ctx)
+        case CopyInstruction():  # and ADD, a CopyInstruction with more fields
+            return _copy(state, ins, ctx)
+    raise DockerfileError(
+        f"{ins.keyword} is not supported by kiln yet", file=ctx.filename, line=ins.line
+    )
 
 
 def _meta(state: StageState, ctx: DispatchContext, created_by: str) -> Dispatched:
@@ -130,25 +164,22 @@ def _meta(state: StageState, ctx: DispatchContext, created_by: str) -> Dispatche
     return Dispatched(state=state, effect=None, history=entry)
 
 
-def _env(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, EnvInstruction)
-    env = state.expansion_env()  # every pair sees the values from before this instruction
+def _env(state: StageState, ins: EnvInstruction, ctx: DispatchContext) -> Dispatched:
     config = state.config
     shown = []
-    for key, raw in ins.pairs:
-        value = expand_word(raw, env, ctx.escape)
+    for key, value in ins.pairs:
         config = config.with_env_var(key, value)
         shown.append(f"{key}={value}")
     return _meta(state.with_config(config), ctx, "ENV " + " ".join(shown))
 
 
-def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, ArgInstruction)
+def _arg(state: StageState, ins: ArgInstruction, ctx: DispatchContext) -> Dispatched:
+    """ARG expands itself pair by pair: a name or default sees the ARGs declared before it."""
     args = dict(state.args)
     for written, default in ins.args:
         # The name is a word too (`ENV src=file3` then `ARG ${src}=x` declares `file3`), as in
         # BuildKit up to dockerfile 1.7; the default is expanded only when it is used.
-        name = expand_word(written, state.expansion_env() | args, ctx.escape)
+        name = Expander(state.expansion_env() | args, ctx.escape).word(written)
         _check_arg_name(name, written, ctx, ins.line)
         given = ctx.build_args.get(name)
         if name in ctx.build_args:
@@ -156,7 +187,7 @@ def _arg(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatche
         if given is not None:
             args[name] = given
         elif default is not None:
-            args[name] = expand_word(default, state.expansion_env() | args, ctx.escape)
+            args[name] = Expander(state.expansion_env() | args, ctx.escape).word(default)
         elif name in ctx.meta_args:
             args[name] = ctx.meta_args[name]  # a global ARG redeclared without a default
         else:
@@ -175,23 +206,14 @@ def _check_arg_name(name: str, written: str, ctx: DispatchContext, line: int) ->
         )
 
 
-def _label(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, LabelInstruction)
-    env = state.expansion_env()
-    labels = {
-        expand_word(k, env, ctx.escape): expand_word(v, env, ctx.escape) for k, v in ins.pairs
-    }
+def _label(state: StageState, ins: LabelInstruction, ctx: DispatchContext) -> Dispatched:
+    labels = dict(ins.pairs)
     shown = " ".join(f"{k}={v}" for k, v in labels.items())
     return _meta(state.with_config(state.config.with_labels(labels)), ctx, "LABEL " + shown)
 
 
-def _expose(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, ExposeInstruction)
-    env = state.expansion_env()
-    ports: list[str] = []
-    for raw in ins.ports:
-        ports.extend(expand_words(raw, env, ctx.escape))
-    normalised = [_normalise_port(p, ctx, ins.line) for p in ports]
+def _expose(state: StageState, ins: ExposeInstruction, ctx: DispatchContext) -> Dispatched:
+    normalised = [_normalise_port(p, ctx, ins.line) for p in ins.ports]
     flat = [p for group in normalised for p in group]
     config = state.config.with_exposed_ports(flat)
     return _meta(state.with_config(config), ctx, "EXPOSE " + " ".join(flat))
@@ -215,10 +237,8 @@ def _normalise_port(spec: str, ctx: DispatchContext, line: int) -> list[str]:
     return [f"{n}/{proto}" for n in range(start, end + 1)]
 
 
-def _volume(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, VolumeInstruction)
-    env = state.expansion_env()
-    paths = [expand_word(p, env, ctx.escape) for p in ins.paths]
+def _volume(state: StageState, ins: VolumeInstruction, ctx: DispatchContext) -> Dispatched:
+    paths = list(ins.paths)
     if any(not p for p in paths):
         raise DockerfileError(
             "VOLUME specified can not be an empty string", file=ctx.filename, line=ins.line
@@ -227,11 +247,9 @@ def _volume(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispat
     return _meta(state.with_config(config), ctx, "VOLUME " + json.dumps(paths))
 
 
-def _workdir(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, WorkdirInstruction)
-    path = _word(state, ins.path, ctx)
+def _workdir(state: StageState, ins: WorkdirInstruction, ctx: DispatchContext) -> Dispatched:
     current = state.config.working_dir or "/"
-    resolved = posixpath.normpath(posixpath.join(current, path))
+    resolved = posixpath.normpath(posixpath.join(current, ins.path))
     if resolved.startswith("//"):
         resolved = resolved[1:]
     new_state = state.with_config(state.config.with_working_dir(resolved))
@@ -242,30 +260,21 @@ def _workdir(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispa
     return Dispatched(state=new_state, effect=effect, history=entry)
 
 
-def _user(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, UserInstruction)
-    user = _word(state, ins.user, ctx)
-    return _meta(state.with_config(state.config.with_user(user)), ctx, f"USER {user}")
+def _command(state: StageState, command: list[str] | str) -> list[str]:
+    """The argv of an exec-form list, or shell-form text run by the stage's SHELL."""
+    if isinstance(command, str):
+        return [*state.shell, command]
+    return list(command)
 
 
-def _command(state: StageState, command: list[str] | str, exec_form: bool) -> list[str]:
-    if exec_form:
-        assert isinstance(command, list)
-        return list(command)
-    assert isinstance(command, str)
-    return [*state.shell, command]
-
-
-def _cmd(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, CmdInstruction)
-    cmd = _command(state, ins.command, ins.exec_form)
+def _cmd(state: StageState, ins: CmdInstruction, ctx: DispatchContext) -> Dispatched:
+    cmd = _command(state, ins.command)
     new_state = replace(state.with_config(state.config.with_cmd(cmd)), cmd_set=True)
     return _meta(new_state, ctx, "CMD " + json.dumps(cmd))
 
 
-def _entrypoint(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, EntrypointInstruction)
-    entrypoint = _command(state, ins.command, ins.exec_form)
+def _entrypoint(state: StageState, ins: EntrypointInstruction, ctx: DispatchContext) -> Dispatched:
+    entrypoint = _command(state, ins.command)
     config = state.config.with_entrypoint(entrypoint)
     if not state.cmd_set:
         # Docker: an ENTRYPOINT drops a CMD inherited from the base image.
@@ -273,33 +282,9 @@ def _entrypoint(state: StageState, ins: Instruction, ctx: DispatchContext) -> Di
     return _meta(state.with_config(config), ctx, "ENTRYPOINT " + json.dumps(entrypoint))
 
 
-def _shell(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, ShellInstruction)
-    config = state.config.with_shell(list(ins.shell))
-    return _meta(state.with_config(config), ctx, "SHELL " + json.dumps(list(ins.shell)))
-
-
-def _stopsignal(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, StopsignalInstruction)
-    signal = _word(state, ins.signal, ctx)
-    config = state.config.with_stop_signal(signal)
-    return _meta(state.with_config(config), ctx, f"STOPSIGNAL {signal}")
-
-
-def _maintainer(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, MaintainerInstruction)
-    config = state.config.with_author(ins.name)
-    return _meta(state.with_config(config), ctx, f"MAINTAINER {ins.name}")
-
-
-def _onbuild(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, OnbuildInstruction)
-    config = state.config.with_onbuild(ins.trigger)
-    return _meta(state.with_config(config), ctx, f"ONBUILD {ins.trigger}")
-
-
-def _healthcheck(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, HealthcheckInstruction)
+def _healthcheck(
+    state: StageState, ins: HealthcheckInstruction, ctx: DispatchContext
+) -> Dispatched:
     if ins.test is None:
         check = Healthcheck.disabled()
     else:
@@ -315,9 +300,8 @@ def _healthcheck(state: StageState, ins: Instruction, ctx: DispatchContext) -> D
     return _meta(state.with_config(config), ctx, ins.original)
 
 
-def _run(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, RunInstruction)
-    argv = _command(state, ins.command, ins.exec_form)
+def _run(state: StageState, ins: RunInstruction, ctx: DispatchContext) -> Dispatched:
+    argv = _command(state, ins.command)
     files: tuple[tuple[str, str], ...] = ()
     plan = heredoc_run(ins)
     if plan is not None and plan.script is not None:
@@ -356,57 +340,24 @@ def _proxy_env(state: StageState, ctx: DispatchContext) -> list[str]:
     return out
 
 
-def _copy(state: StageState, ins: Instruction, ctx: DispatchContext) -> Dispatched:
-    assert isinstance(ins, CopyInstruction | AddInstruction)
-    env = state.expansion_env()
-    sources = tuple(expand_word(s, env, ctx.escape) for s in ins.sources)
-    dest = expand_word(ins.dest, env, ctx.escape)
-    chown = expand_word(ins.chown, env, ctx.escape) if ins.chown else None
-    from_ = expand_word(ins.from_, env, ctx.escape) if ins.from_ else None
-    is_add = isinstance(ins, AddInstruction)
-    # Heredoc bodies are expanded unless the delimiter was quoted; quotes inside stay literal.
-    body_lexer = ShellLexer(raw_quotes=True)
-    heredocs = tuple(
-        (h.name, body_lexer.process_word(h.content, env) if h.expand else h.content)
-        for h in ins.heredocs
-    )
+def _copy(state: StageState, ins: CopyInstruction, ctx: DispatchContext) -> Dispatched:
+    add = ins if isinstance(ins, AddInstruction) else None
     effect = CopyEffect(
-        sources=sources,
-        dest=dest,
+        sources=ins.sources,
+        dest=ins.dest,
         workdir=state.config.working_dir or "/",
-        chown=chown,
+        chown=ins.chown,
         chmod=ins.chmod,
-        from_=from_,
-        is_add=is_add,
-        heredocs=heredocs,
+        from_=ins.from_,
+        is_add=add is not None,
+        heredocs=tuple((h.name, h.content) for h in ins.heredocs),
         line=ins.line,
         parents=ins.parents,
-        exclude=tuple(expand_word(p, env, ctx.escape) for p in ins.exclude),
-        checksum=ins.checksum if isinstance(ins, AddInstruction) else None,
-        unpack=ins.unpack if isinstance(ins, AddInstruction) else None,
+        exclude=ins.exclude,
+        checksum=add.checksum if add else None,
+        unpack=add.unpack if add else None,
     )
-    shown = [*sources, *(f"<<{h.name}" for h in ins.heredocs)]
-    created_by = f"{ins.keyword} {' '.join(shown)} {dest} # buildkit"
+    shown = [*ins.sources, *(f"<<{h.name}" for h in ins.heredocs)]
+    created_by = f"{ins.keyword} {' '.join(shown)} {ins.dest} # buildkit"
     entry = HistoryEntry(created=ctx.created, created_by=created_by)
     return Dispatched(state=state, effect=effect, history=entry)
-
-
-_HANDLERS: dict[type, Handler] = {
-    EnvInstruction: _env,
-    ArgInstruction: _arg,
-    LabelInstruction: _label,
-    ExposeInstruction: _expose,
-    VolumeInstruction: _volume,
-    WorkdirInstruction: _workdir,
-    UserInstruction: _user,
-    CmdInstruction: _cmd,
-    EntrypointInstruction: _entrypoint,
-    ShellInstruction: _shell,
-    StopsignalInstruction: _stopsignal,
-    MaintainerInstruction: _maintainer,
-    OnbuildInstruction: _onbuild,
-    HealthcheckInstruction: _healthcheck,
-    RunInstruction: _run,
-    CopyInstruction: _copy,
-    AddInstruction: _copy,
-}

@@ -3,7 +3,8 @@
 Why it exists: everything kiln knows about the Dockerfile *language* lives here, with no I/O,
 in three layers that depend one way only: ``syntax`` reads lines (directives, continuations,
 heredocs) into nodes, ``convert`` turns nodes into typed ``instructions`` grouped into stages by
-``document``, and ``lexer`` expands words for the build at dispatch time. See
+``document``, and ``lexer`` expands words for the build at dispatch time (each instruction's
+``expand(Expander(env, escape))`` says which of its words). See
 docs/internals.md for the contract.
 """
 
@@ -35,6 +36,7 @@ from kiln.dockerfile.instructions import (
 from kiln.dockerfile.jsonform import instruction_to_dict
 from kiln.dockerfile.lexer import (
     MAX_NESTING,
+    Expander,
     ExpansionError,
     ShellLexer,
     expand_word,
@@ -52,6 +54,7 @@ __all__ = [
     "DockerfileWarning",
     "EntrypointInstruction",
     "EnvInstruction",
+    "Expander",
     "ExpansionError",
     "ExposeInstruction",
     "FromInstruction",

@@ -7,6 +7,7 @@ reader (``syntax``) and from expansion (``lexer``). Values stay unexpanded.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 
@@ -41,6 +42,7 @@ RUN_FLAGS: FlagSpec = {
     "network": FlagKind.STRING,
     "security": FlagKind.STRING,
 }
+FROM_FLAGS: FlagSpec = {"platform": FlagKind.STRING}
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 
@@ -49,8 +51,6 @@ class UnknownInstructionError(InstructionError):
     """The keyword is not a Dockerfile instruction; ``suggestion`` is the closest one."""
 
     def __init__(self, keyword: str) -> None:
-        import difflib  # only for this error's suggestion
-
         close = difflib.get_close_matches(keyword.upper(), sorted(KEYWORDS), n=1)
         self.suggestion = close[0] if close else None
         super().__init__(f"unknown instruction: {keyword}")
@@ -73,9 +73,9 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
             ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
-    flags = ctx.flags({"platform": FlagKind.STRING})
-    return FromInstruction(
-        **ctx.common(flags), image=args[0], name=name, platform=flags.string("platform")
+    flags = ctx.flags(FROM_FLAGS)
+    return ctx.instruction(
+        FromInstruction, flags, image=args[0], name=name, platform=flags.string("platform")
     )
 
 
@@ -91,8 +91,9 @@ def convert_run(ctx: ConvertContext) -> RunInstruction:
     command, exec_form = _command_line(ctx)
     if command == "" and not ctx.node.heredocs:
         raise InstructionError("RUN requires at least one argument")
-    return RunInstruction(
-        **ctx.common(flags),
+    return ctx.instruction(
+        RunInstruction,
+        flags,
         command=command,
         exec_form=exec_form,
         heredocs=ctx.node.heredocs,
@@ -115,14 +116,16 @@ def convert_cmd(ctx: ConvertContext) -> CmdInstruction:
     flags = ctx.flags({})
     command, exec_form = _command_line(ctx)
     _recommend_json(ctx, exec_form)
-    return CmdInstruction(**ctx.common(flags), command=command, exec_form=exec_form)
+    return ctx.instruction(CmdInstruction, flags, command=command, exec_form=exec_form, heredocs=())
 
 
 def convert_entrypoint(ctx: ConvertContext) -> EntrypointInstruction:
     flags = ctx.flags({})
     command, exec_form = _command_line(ctx)
     _recommend_json(ctx, exec_form)
-    return EntrypointInstruction(**ctx.common(flags), command=command, exec_form=exec_form)
+    return ctx.instruction(
+        EntrypointInstruction, flags, command=command, exec_form=exec_form, heredocs=()
+    )
 
 
 def convert_shell(ctx: ConvertContext) -> ShellInstruction:
@@ -132,7 +135,7 @@ def convert_shell(ctx: ConvertContext) -> ShellInstruction:
         raise InstructionError("SHELL requires the arguments to be in JSON form")
     if not exec_args:
         raise InstructionError("SHELL requires at least one argument")
-    return ShellInstruction(**ctx.common(flags), shell=exec_args)
+    return ctx.instruction(ShellInstruction, flags, shell=exec_args)
 
 
 def _key_values(ctx: ConvertContext) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -166,13 +169,13 @@ def _key_values(ctx: ConvertContext) -> tuple[tuple[tuple[str, str], ...], bool]
 def convert_env(ctx: ConvertContext) -> EnvInstruction:
     flags = ctx.flags({})
     pairs, legacy = _key_values(ctx)
-    return EnvInstruction(**ctx.common(flags), pairs=pairs, legacy=legacy)
+    return ctx.instruction(EnvInstruction, flags, pairs=pairs, legacy=legacy)
 
 
 def convert_label(ctx: ConvertContext) -> LabelInstruction:
     flags = ctx.flags({})
     pairs, legacy = _key_values(ctx)
-    return LabelInstruction(**ctx.common(flags), pairs=pairs, legacy=legacy)
+    return ctx.instruction(LabelInstruction, flags, pairs=pairs, legacy=legacy)
 
 
 def convert_arg(ctx: ConvertContext) -> ArgInstruction:
@@ -186,14 +189,14 @@ def convert_arg(ctx: ConvertContext) -> ArgInstruction:
         if not key:
             raise InstructionError("ARG names can not be blank")
         args.append((key, value if has_equals else None))
-    return ArgInstruction(**ctx.common(flags), args=tuple(args))
+    return ctx.instruction(ArgInstruction, flags, args=tuple(args))
 
 
 def convert_expose(ctx: ConvertContext) -> ExposeInstruction:
     ports = whitespace_words(ctx.rest)
     if not ports:
         raise InstructionError("EXPOSE requires at least one argument")
-    return ExposeInstruction(**ctx.common(ctx.flags({})), ports=tuple(ports))
+    return ctx.instruction(ExposeInstruction, ctx.flags({}), ports=tuple(ports))
 
 
 def convert_volume(ctx: ConvertContext) -> VolumeInstruction:
@@ -204,7 +207,7 @@ def convert_volume(ctx: ConvertContext) -> VolumeInstruction:
     flags = ctx.flags({})
     if any(not p.strip() for p in paths):
         raise InstructionError("VOLUME specified can not be an empty string")
-    return VolumeInstruction(**ctx.common(flags), paths=tuple(p.strip() for p in paths))
+    return ctx.instruction(VolumeInstruction, flags, paths=tuple(p.strip() for p in paths))
 
 
 def _single(ctx: ConvertContext) -> str:
@@ -215,23 +218,23 @@ def _single(ctx: ConvertContext) -> str:
 
 def convert_workdir(ctx: ConvertContext) -> WorkdirInstruction:
     path = _single(ctx)
-    return WorkdirInstruction(**ctx.common(ctx.flags({})), path=path)
+    return ctx.instruction(WorkdirInstruction, ctx.flags({}), path=path)
 
 
 def convert_user(ctx: ConvertContext) -> UserInstruction:
     user = _single(ctx)
-    return UserInstruction(**ctx.common(ctx.flags({})), user=user)
+    return ctx.instruction(UserInstruction, ctx.flags({}), user=user)
 
 
 def convert_stopsignal(ctx: ConvertContext) -> StopsignalInstruction:
     signal = _single(ctx)
-    return StopsignalInstruction(**ctx.common(ctx.flags({})), signal=signal)
+    return ctx.instruction(StopsignalInstruction, ctx.flags({}), signal=signal)
 
 
 def convert_maintainer(ctx: ConvertContext) -> MaintainerInstruction:
     name = _single(ctx)
     ctx.warn("Maintainer instruction is deprecated in favor of using label", "MaintainerDeprecated")
-    return MaintainerInstruction(**ctx.common(ctx.flags({})), name=name)
+    return ctx.instruction(MaintainerInstruction, ctx.flags({}), name=name)
 
 
 def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
@@ -248,7 +251,7 @@ def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
     trigger = _ONBUILD_PREFIX.sub("", ctx.node.original, count=1)
     for heredoc in ctx.node.heredocs:
         trigger += "\n" + heredoc.content + heredoc.name
-    return OnbuildInstruction(**ctx.common(flags), trigger=trigger)
+    return ctx.instruction(OnbuildInstruction, flags, trigger=trigger)
 
 
 _CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {

@@ -7,14 +7,19 @@ warnings — and a small object keeps each converter a short function.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TypeVar
 
+from kiln.dockerfile.bulk import frozen_instance
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.flags import NO_FLAGS, FlagError, FlagSpec, ParsedFlags, parse_flags
+from kiln.dockerfile.instructions import Instruction
 from kiln.dockerfile.syntax import Node
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array
 
 __all__ = ["ConvertContext", "InstructionError"]
+
+InstructionT = TypeVar("InstructionT", bound=Instruction)
 
 
 class InstructionError(ValueError):
@@ -33,9 +38,9 @@ class ConvertContext:
     def __init__(self, node: Node, escape: str) -> None:
         self.node = node
         self.escape = escape
-        self.keyword = node.keyword.upper()
+        self.keyword = sys.intern(node.keyword.upper())  # one string per keyword, not per line
         self.rest = node.rest
-        self.warnings: list[DockerfileWarning] = []
+        self.warnings: list[DockerfileWarning] | None = None  # most nodes have none
 
     def flags(self, spec: FlagSpec) -> ParsedFlags:
         """Parse the node's flags against ``spec`` (an empty spec rejects every flag)."""
@@ -46,17 +51,20 @@ class ConvertContext:
         except FlagError as exc:
             raise InstructionError(str(exc)) from None
 
-    def common(self, parsed: ParsedFlags) -> dict[str, Any]:
-        """The keyword arguments every Instruction takes."""
-        return {
-            "keyword": self.keyword,
-            "line": self.node.line,
-            "end_line": self.node.end_line,
-            "original": self.node.original,
-            "source": self.node.source,
-            "flags": dict(parsed.values),
-            "raw_flags": self.node.flags,
-        }
+    def instruction(
+        self, cls: type[InstructionT], parsed: ParsedFlags, **fields: Any
+    ) -> InstructionT:
+        """The ``cls`` instruction of this node: ``fields`` (every field of ``cls`` beyond the
+        ones all instructions have: see ``bulk.frozen_instance``) and the common ones."""
+        node = self.node
+        fields["keyword"] = self.keyword
+        fields["line"] = node.line
+        fields["end_line"] = node.end_line
+        fields["original"] = node.original
+        fields["source"] = node.source
+        fields["flags"] = {} if parsed is NO_FLAGS else dict(parsed.values)
+        fields["raw_flags"] = node.flags
+        return frozen_instance(cls, fields)
 
     def json_args(self) -> list[str] | None:
         """The exec-form list, or None in shell form; non-string arrays are an error."""
@@ -66,4 +74,6 @@ class ConvertContext:
             raise InstructionError(str(exc)) from None
 
     def warn(self, message: str, rule: str = "") -> None:
+        if self.warnings is None:
+            self.warnings = []
         self.warnings.append(DockerfileWarning(self.node.line, message, rule))

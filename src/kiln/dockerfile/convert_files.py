@@ -63,8 +63,9 @@ def convert_copy(ctx: ConvertContext) -> CopyInstruction:
     """``COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude]... src... dest``."""
     sources, dest, heredocs = _sources_and_dest(ctx)
     flags = ctx.flags(COPY_FLAGS)
-    return CopyInstruction(
-        **ctx.common(flags),
+    return ctx.instruction(
+        CopyInstruction,
+        flags,
         sources=sources,
         dest=dest,
         chown=flags.string("chown"),
@@ -81,13 +82,16 @@ def convert_add(ctx: ConvertContext) -> AddInstruction:
     """``ADD [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] ... src... dest``."""
     sources, dest, heredocs = _sources_and_dest(ctx)
     flags = ctx.flags(ADD_FLAGS)
-    return AddInstruction(
-        **ctx.common(flags),
+    return ctx.instruction(
+        AddInstruction,
+        flags,
         sources=sources,
         dest=dest,
         chown=flags.string("chown"),
         chmod=flags.string("chmod"),
+        from_=None,
         link=flags.boolean("link"),
+        parents=False,
         exclude=flags.strings("exclude"),
         heredocs=heredocs,
         checksum=flags.string("checksum"),

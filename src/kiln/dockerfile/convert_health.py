@@ -83,10 +83,11 @@ def convert_healthcheck(ctx: ConvertContext) -> HealthcheckInstruction:
             raise InstructionError(
                 f"HEALTHCHECK NONE takes no flags ({ctx.node.flags[0]} would have no effect)"
             )
-        return HealthcheckInstruction(**ctx.common(ParsedFlags()), test=None)
+        return ctx.instruction(HealthcheckInstruction, ParsedFlags(), test=None)
     flags = ctx.flags(HEALTHCHECK_FLAGS)
-    return HealthcheckInstruction(
-        **ctx.common(flags),
+    return ctx.instruction(
+        HealthcheckInstruction,
+        flags,
         test=_test(kind, rest),
         interval=_interval(flags, "interval"),
         timeout=_interval(flags, "timeout"),

@@ -7,18 +7,12 @@ empty continuation lines) is reported as values the caller renders (the CLI prin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
-
+from dataclasses import dataclass
 
 __all__ = ["DockerfileWarning"]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DockerfileWarning:
     """One warning: the 1-based ``line`` it is about and a human ``message``.
 

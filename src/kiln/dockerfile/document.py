@@ -8,7 +8,8 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from kiln.dockerfile.convert import UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
@@ -19,15 +20,10 @@ from kiln.dockerfile.source import decode_dockerfile
 from kiln.dockerfile.syntax import SyntaxReader
 from kiln.errors import DockerfileError
 
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
-
 __all__ = ["Dockerfile", "Stage", "parse"]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stage:
     """One build stage: its FROM and the instructions after it, up to the next FROM."""
 
@@ -45,9 +41,9 @@ class Stage:
         }
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dockerfile:
-    """A whole Dockerfile. ``escape`` is the escape character to pass to ``expand_word``."""
+    """A whole Dockerfile. ``escape`` is the escape character words are expanded with."""
 
     filename: str
     directives: dict[str, str]
@@ -89,12 +85,15 @@ class _StageBuilder:
         # Each stage's FROM and its instructions so far; the frozen Stages are made once at
         # the end (re-making a Stage per instruction made parsing quadratic).
         self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
+        self.current: list[Instruction] | None = None  # the instructions of the last stage
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
-        if isinstance(instruction, FromInstruction):
+        if type(instruction) is FromInstruction:
             self.open_stage(instruction)
-        elif not self.opened:
+        elif self.current is not None:
+            self.current.append(instruction)
+        else:
             if not isinstance(instruction, ArgInstruction):
                 raise DockerfileError(
                     f"{instruction.keyword} before the first FROM: "
@@ -104,8 +103,6 @@ class _StageBuilder:
                     hint="only ARG may come before the first FROM",
                 )
             self.meta_args.append(instruction)
-        else:
-            self.opened[-1][1].append(instruction)
 
     def open_stage(self, instruction: FromInstruction) -> None:
         if instruction.name is not None:
@@ -116,7 +113,8 @@ class _StageBuilder:
                     line=instruction.line,
                 )
             self.names.add(instruction.name)
-        self.opened.append((instruction, []))
+        self.current = []
+        self.opened.append((instruction, self.current))
 
     def stages(self) -> tuple[Stage, ...]:
         return tuple(
@@ -162,7 +160,8 @@ def _parse(text: str, filename: str) -> Dockerfile:
         ctx = ConvertContext(node, reader.directives.escape)
         try:
             instruction = convert(ctx)
-            converted.extend(ctx.warnings)
+            if ctx.warnings:
+                converted.extend(ctx.warnings)
             builder.add(instruction)
         except UnknownInstructionError as exc:
             hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None

@@ -7,6 +7,7 @@ Docker parses them with ``time.ParseDuration``, so kiln accepts exactly that gra
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 __all__ = ["DurationError", "parse_duration"]
 
@@ -39,8 +40,6 @@ def parse_duration(text: str) -> int:
         return 0
     if not body:
         raise DurationError(f'time: invalid duration "{text}"')
-    from decimal import Decimal  # only HEALTHCHECK flags need it: not loaded for every build
-
     total = Decimal(0)
     pos = 0
     while pos < len(body):

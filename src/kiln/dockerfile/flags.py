@@ -7,14 +7,9 @@ value-less flags. Declaring a ``FlagSpec`` per instruction keeps those rules in 
 
 from __future__ import annotations
 
-from dataclasses import field
+import difflib
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["NO_FLAGS", "FlagError", "FlagKind", "FlagSpec", "ParsedFlags", "parse_flags"]
 
@@ -34,7 +29,7 @@ class FlagError(ValueError):
 FlagSpec = dict[str, FlagKind]
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedFlags:
     """Flag values: ``values`` (last value per name) and ``lists`` (all values per name)."""
 
@@ -61,8 +56,6 @@ NO_FLAGS = ParsedFlags()
 
 def _unknown(name: str, spec: FlagSpec) -> FlagError:
     message = f"unknown flag: {name}"
-    import difflib  # only for this error's suggestion
-
     close = difflib.get_close_matches(name, list(spec), n=1)
     if close:
         message += f" (did you mean {close[0]}?)"

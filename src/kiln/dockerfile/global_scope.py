@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kiln.dockerfile.document import Dockerfile
-from kiln.dockerfile.lexer import ExpansionError, expand_word
+from kiln.dockerfile.lexer import Expander, ExpansionError, expand_word
 from kiln.errors import DockerfileError
 
 __all__ = ["check_from_lines", "global_args"]
@@ -56,14 +56,16 @@ def check_from_lines(dockerfile: Dockerfile, meta_env: Mapping[str, str]) -> Non
 
     Like BuildKit, every stage is checked, built or not, and an empty base name is an error.
     """
+    expander = Expander(meta_env, dockerfile.escape)
     for stage in dockerfile.stages:
         from_ = stage.from_
-        image = _expand(from_.image, meta_env, dockerfile, from_.line)
-        if not image:
+        try:
+            expanded = from_.expand(expander)
+        except ExpansionError as exc:
+            raise DockerfileError(str(exc), file=dockerfile.filename, line=from_.line) from None
+        if not expanded.image:
             raise DockerfileError(
                 f"base name ({from_.image}) should not be blank",
                 file=dockerfile.filename,
                 line=from_.line,
             )
-        if from_.platform is not None:
-            _expand(from_.platform, meta_env, dockerfile, from_.line)

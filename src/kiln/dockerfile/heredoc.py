@@ -9,14 +9,9 @@ the name (``<<"EOF"``, ``<<'EOF'``, ``<<E"O"F``) means the body is not to be exp
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from kiln.dockerfile.lexer import ExpansionError, ShellLexer
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["Heredoc", "HeredocMarker", "chomp", "markers_in_line", "parse_marker"]
 
@@ -32,7 +27,7 @@ _VERBATIM_WORD = re.compile(
 _PLAIN_NAME = re.compile(r"[^$'\"\\\s]+")
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeredocMarker:
     """A ``<<NAME`` word: the name, whether the body is expanded, whether tabs are stripped."""
 
@@ -42,7 +37,7 @@ class HeredocMarker:
     fd: int = 0
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Heredoc:
     """A heredoc attached to an instruction.
 

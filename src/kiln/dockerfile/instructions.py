@@ -2,8 +2,10 @@
 
 Why it exists: the build's dispatch wants to pattern-match on what an instruction *means*
 (a COPY with these sources and this ``--chown``), not re-parse text. Every value here is kept
-exactly as written (quotes included where Docker keeps them, ``$vars`` unexpanded): expansion
-happens at dispatch through ``expand_word``, because only the build knows the environment.
+exactly as written (quotes included where Docker keeps them, ``$vars`` unexpanded), because
+only the build knows the environment: at dispatch, ``instruction.expand(expander)`` returns the
+instruction with the words the builder expands expanded (as BuildKit's commands expand
+themselves), and every other field as written.
 
 Every instruction carries ``keyword`` (upper case), ``line``/``end_line`` (1-based, inclusive),
 ``original`` (the logical line Docker records in history), ``source`` (the raw text, heredoc
@@ -13,15 +15,11 @@ or "false" for boolean flags) and ``raw_flags`` (every ``--flag`` word in order)
 
 from __future__ import annotations
 
-from dataclasses import field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Self
 
 from kiln.dockerfile.heredoc import Heredoc
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
+from kiln.dockerfile.lexer import Expander
 
 __all__ = [
     "AddInstruction",
@@ -46,9 +44,13 @@ __all__ = [
 ]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Instruction:
-    """What every instruction has: where it is and how it was written."""
+    """What every instruction has: where it is and how it was written.
+
+    No ``slots`` here or in the subclasses: the parser makes one instruction per line with
+    ``bulk.frozen_instance``, which needs an instance ``__dict__`` (the figures are there).
+    """
 
     keyword: str
     line: int
@@ -58,8 +60,17 @@ class Instruction:
     flags: dict[str, str] = field(default_factory=dict)
     raw_flags: tuple[str, ...] = ()
 
+    def expand(self, expander: Expander) -> Self:
+        """This instruction with its words expanded (raises ``ExpansionError``).
 
-@record(frozen=True, kw_only=True)
+        Nothing, unless the keyword's class says otherwise: the text of RUN, CMD, ENTRYPOINT,
+        SHELL and HEALTHCHECK is for the shell in the image, ONBUILD triggers expand when they
+        fire, MAINTAINER is kept literally, as in Docker.
+        """
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
 class FromInstruction(Instruction):
     """``FROM [--platform=P] image [AS name]``; ``name`` is lower-cased as Docker does."""
 
@@ -67,8 +78,14 @@ class FromInstruction(Instruction):
     name: str | None = None
     platform: str | None = None
 
+    def expand(self, expander: Expander) -> Self:
+        """The base image and ``--platform`` (with the global ARGs); the stage name is literal."""
+        image = expander.word(self.image)
+        platform = None if self.platform is None else expander.word(self.platform)
+        return replace(self, image=image, platform=platform)
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class _CommandLine(Instruction):
     """Shared shape of RUN/CMD/ENTRYPOINT.
 
@@ -81,7 +98,7 @@ class _CommandLine(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RunInstruction(_CommandLine):
     """``RUN``; ``mounts`` are the raw ``--mount`` values in order, ``network``/``security`` raw."""
 
@@ -90,75 +107,105 @@ class RunInstruction(_CommandLine):
     security: str | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CmdInstruction(_CommandLine):
     """``CMD`` (shell form with empty text is allowed, as in Docker)."""
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EntrypointInstruction(_CommandLine):
     """``ENTRYPOINT``."""
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ShellInstruction(Instruction):
     """``SHELL ["executable", "param"]`` (JSON form only)."""
 
     shell: list[str]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class EnvInstruction(Instruction):
     """``ENV``; values keep their quotes (``a="x y"`` -> ``("a", '"x y"')``) until expansion."""
 
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
 
+    def expand(self, expander: Expander) -> Self:
+        """The values (each sees the environment from before the instruction); names are literal."""
+        return replace(self, pairs=tuple((k, expander.word(v)) for k, v in self.pairs))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class LabelInstruction(Instruction):
     """``LABEL``; like ENV, keys and values are unexpanded and keep their quotes."""
 
     pairs: tuple[tuple[str, str], ...]
     legacy: bool = False
 
+    def expand(self, expander: Expander) -> Self:
+        """Keys and values."""
+        word = expander.word
+        return replace(self, pairs=tuple((word(k), word(v)) for k, v in self.pairs))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class ArgInstruction(Instruction):
-    """``ARG name[=default] ...``; a None default means "no default given"."""
+    """``ARG name[=default] ...``; a None default means "no default given".
+
+    Not expanded by ``expand``: each name and default sees the ARGs declared before it on the
+    same line, and a default is expanded only when no build arg replaces it, so dispatch
+    expands them one by one.
+    """
 
     args: tuple[tuple[str, str | None], ...]
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ExposeInstruction(Instruction):
     """``EXPOSE 80 443/tcp`` (source order; unexpanded)."""
 
     ports: tuple[str, ...]
 
+    def expand(self, expander: Expander) -> Self:
+        """Each port, split again on whitespace (``EXPOSE $PORTS`` may name several)."""
+        return replace(self, ports=tuple(w for p in self.ports for w in expander.words(p)))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(Instruction):
     """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
 
     paths: tuple[str, ...]
 
+    def expand(self, expander: Expander) -> Self:
+        """Each path."""
+        return replace(self, paths=tuple(expander.word(p) for p in self.paths))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class WorkdirInstruction(Instruction):
     """``WORKDIR path``."""
 
     path: str
 
+    def expand(self, expander: Expander) -> Self:
+        """The path."""
+        return replace(self, path=expander.word(self.path))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
     user: str
 
+    def expand(self, expander: Expander) -> Self:
+        """The user (and group)."""
+        return replace(self, user=expander.word(self.user))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class CopyInstruction(Instruction):
     """``COPY``: ``sources`` are paths; inline files from heredocs are in ``heredocs``.
 
@@ -176,8 +223,26 @@ class CopyInstruction(Instruction):
     exclude: tuple[str, ...] = ()
     heredocs: tuple[Heredoc, ...] = ()
 
+    def expand(self, expander: Expander) -> Self:
+        """Sources, destination, ``--chown``, ``--from``, ``--exclude`` patterns, and the bodies
+        of heredocs whose delimiter was not quoted; ``--chmod`` (and ADD's ``--checksum``)
+        literal, as in BuildKit."""
+        word = expander.word
+        return replace(
+            self,
+            sources=tuple(word(s) for s in self.sources),
+            dest=word(self.dest),
+            chown=word(self.chown) if self.chown else None,
+            from_=word(self.from_) if self.from_ else None,
+            heredocs=tuple(
+                replace(h, content=expander.heredoc(h.content)) if h.expand else h
+                for h in self.heredocs
+            ),
+            exclude=tuple(word(p) for p in self.exclude),
+        )
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class AddInstruction(CopyInstruction):
     """``ADD``: COPY's fields plus ``checksum``, ``keep_git_dir`` and ``unpack`` (None: default)."""
 
@@ -186,14 +251,18 @@ class AddInstruction(CopyInstruction):
     unpack: bool | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class StopsignalInstruction(Instruction):
     """``STOPSIGNAL SIGTERM`` or a number (unexpanded)."""
 
     signal: str
 
+    def expand(self, expander: Expander) -> Self:
+        """The signal."""
+        return replace(self, signal=expander.word(self.signal))
 
-@record(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class HealthcheckInstruction(Instruction):
     """``HEALTHCHECK``.
 
@@ -211,7 +280,7 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class OnbuildInstruction(Instruction):
     """``ONBUILD <trigger>``; ``trigger`` is the text stored in the image config's OnBuild.
 
@@ -222,7 +291,7 @@ class OnbuildInstruction(Instruction):
     trigger: str
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated; parsing adds a warning)."""
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from kiln.dockerfile import shellpattern
 
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
-
-__all__ = ["MAX_NESTING", "ExpansionError", "ShellLexer", "expand_word", "expand_words"]
+__all__ = [
+    "MAX_NESTING",
+    "Expander",
+    "ExpansionError",
+    "ShellLexer",
+    "expand_word",
+    "expand_words",
+]
 
 _EOF = ""
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
@@ -362,7 +364,7 @@ class _ShellWord:
             raise ExpansionError(f"invalid pattern ({pattern}) in substitution: {exc}") from exc
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShellLexer:
     """A configured lexer. The defaults are what the builder uses for expansion.
 
@@ -404,3 +406,29 @@ def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
 def expand_words(word: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """Expand ``word`` and split the result on unquoted whitespace (Docker's ProcessWords)."""
     return ShellLexer(escape=escape).process_words(word, env)
+
+
+#: Heredoc bodies: quotes are kept as written (BuildKit expands them with raw quotes), and
+#: the backslash escapes whatever the escape directive says.
+_HEREDOC_BODY = ShellLexer(raw_quotes=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Expander:
+    """The words of one instruction expanded against one environment (BuildKit's
+    ``SingleWordExpander``): what ``Instruction.expand`` is given."""
+
+    env: Mapping[str, str]
+    escape: str = "\\"
+
+    def word(self, text: str) -> str:
+        """``text`` as one word (``expand_word``)."""
+        return expand_word(text, self.env, self.escape)
+
+    def words(self, text: str) -> list[str]:
+        """``text`` split on unquoted whitespace (``expand_words``)."""
+        return expand_words(text, self.env, self.escape)
+
+    def heredoc(self, body: str) -> str:
+        """A heredoc body whose delimiter was not quoted: variables expand, quotes stay."""
+        return _HEREDOC_BODY.process_word(body, self.env)

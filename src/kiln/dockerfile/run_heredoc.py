@@ -9,22 +9,17 @@ lives with the parser and the build only carries it out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from kiln.dockerfile.heredoc import Heredoc, parse_marker
 from kiln.dockerfile.instructions import RunInstruction
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
 
 __all__ = ["PIPES_DIR", "HeredocRun", "heredoc_run"]
 
 PIPES_DIR = "/dev/pipes"
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeredocRun:
     """What to execute for a RUN with heredocs.
 

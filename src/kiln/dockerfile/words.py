@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass as record
-else:
-    from kiln.dockerfile._record import record
+from dataclasses import dataclass
 
 __all__ = [
     "NotStringArrayError",
@@ -43,7 +38,7 @@ class NotStringArrayError(ValueError):
         super().__init__("when using JSON array syntax, arrays must be comprised of strings only")
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitLine:
     """A logical line as ``keyword``, raw ``--flag`` words, and the remaining argument text."""
 
@@ -61,15 +56,16 @@ def split_command(line: str) -> tuple[str, tuple[str, ...], str]:
     """``split_line`` as a plain tuple (the parser calls it once per instruction)."""
     line = line.strip()
     keyword, space, after = line.partition(" ")
-    if not space or _OTHER_BLANKS.search(keyword):  # a tab, \v, \f or \r may end the keyword
+    # A tab, \v, \f or \r may end the keyword too (a keyword of letters holds none of them).
+    if not space or (not keyword.isalpha() and _OTHER_BLANKS.search(keyword)):
         parts = _WHITESPACE.split(line, maxsplit=1)
         if len(parts) < 2:
             return parts[0], (), ""
         keyword, after = parts
-    # ``after`` may start with more blanks than the regex split would leave: extract_flags
-    # skips leading whitespace anyway.
-    if not after.lstrip().startswith("--"):
-        return keyword, (), after.strip()
+    # ``after`` may start with more blanks than the regex split would leave.
+    after = after.strip()
+    if not after.startswith("--"):
+        return keyword, (), after
     rest, flags = extract_flags(after)
     return keyword, tuple(flags), rest.strip()
 
@@ -160,7 +156,8 @@ def quote_aware_words(text: str, escape: str = "\\") -> list[str]:
 
 def whitespace_words(text: str) -> list[str]:
     """Split on whitespace runs, ignoring quotes (``parseStringsWhitespaceDelimited``)."""
-    return [w for w in _WHITESPACE.split(text.strip()) if w] if text.strip() else []
+    stripped = text.strip()  # then no run of blanks is left at either end to give an ""
+    return _WHITESPACE.split(stripped) if stripped else []
 
 
 def parse_json_array(text: str) -> list[str] | None:
