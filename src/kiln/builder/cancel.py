@@ -37,6 +37,19 @@ _registry_lock = threading.RLock()  # re-entrant: a signal handler may run while
 _by_thread: dict[int, Cancellation] = {}  # thread ident -> the build it works for
 
 
+def _enter(depths: dict[int, int], ident: int) -> None:
+    """Thread ``ident`` enters one more (nested) block counted in ``depths``; hold the lock."""
+    depths[ident] = depths.get(ident, 0) + 1
+
+
+def _leave(depths: dict[int, int], ident: int) -> bool:
+    """Thread ``ident`` leaves a block counted in ``depths``; True if it was the outermost."""
+    depth = depths.pop(ident, 1) - 1
+    if depth:
+        depths[ident] = depth
+    return not depth
+
+
 class Cancellation:
     """Whether (and why) one build was stopped, and the threads to stop (mutable by nature)."""
 
@@ -58,7 +71,7 @@ class Cancellation:
         """The calling thread works for this build until the block ends (it may nest)."""
         ident = threading.get_ident()
         with _registry_lock:
-            self._threads[ident] = self._threads.get(ident, 0) + 1
+            _enter(self._threads, ident)
             _by_thread[ident] = self
         try:
             if self.reason is not None:
@@ -66,10 +79,7 @@ class Cancellation:
             yield
         finally:
             with _registry_lock:
-                depth = self._threads.pop(ident, 1) - 1
-                if depth:
-                    self._threads[ident] = depth
-                else:
+                if _leave(self._threads, ident):
                     _by_thread.pop(ident, None)
 
     @contextmanager
@@ -77,14 +87,12 @@ class Cancellation:
         """Clean-up that must run to its end: the calling thread is not interrupted in it."""
         ident = threading.get_ident()
         with _registry_lock:
-            self._shielded[ident] = self._shielded.get(ident, 0) + 1
+            _enter(self._shielded, ident)
         try:
             yield
         finally:
             with _registry_lock:
-                depth = self._shielded.pop(ident, 1) - 1
-                if depth:
-                    self._shielded[ident] = depth
+                _leave(self._shielded, ident)
 
     @contextmanager
     def exits_shielded(self, resource: AbstractContextManager[T]) -> Iterator[T]:

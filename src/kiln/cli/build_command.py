@@ -292,6 +292,33 @@ def _pairs(items: list[str], flag: str, from_env: bool) -> dict[str, str | None]
     return out
 
 
+#: Flags whose parsed value is the ``BuildOptions`` field of the same name, as it is.
+_AS_GIVEN = (
+    "dockerfile",
+    "context_sub_path",
+    "target",
+    "no_push",
+    "tar_path",
+    "oci_layout_path",
+    "digest_file",
+    "image_name_with_digest_file",
+    "image_name_tag_with_digest_file",
+    "compression",
+    "compression_level",
+    "image_format",
+    "isolation",
+    "snapshotter",
+    "jobs",
+    "cache_dir",
+    "work_dir",
+    "reproducible",
+    "kiln_dir",
+    "ignore_var_run",
+    "force",
+    "cleanup",
+)
+
+
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
     """Turn parsed flags into BuildOptions, rejecting contradictory combinations."""
     if args.context_pos and args.context_flag:
@@ -306,33 +333,12 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     registry = registry_options_from_args(args)
     return BuildOptions(
         context=context,
-        dockerfile=args.dockerfile,
-        context_sub_path=args.context_sub_path,
         git=tuple(args.git),
         destinations=parse_references(args.destinations),
         build_args=_pairs(args.build_arg, "--build-arg", True),
         labels=labels,
-        target=args.target,
-        no_push=args.no_push,
-        tar_path=args.tar_path,
-        oci_layout_path=args.oci_layout_path,
-        digest_file=args.digest_file,
-        image_name_with_digest_file=args.image_name_with_digest_file,
-        image_name_tag_with_digest_file=args.image_name_tag_with_digest_file,
-        compression=args.compression,
-        compression_level=args.compression_level,
-        image_format=args.image_format,
         platform=parse_platform(args.platform),
-        isolation=args.isolation,
-        snapshotter=args.snapshotter,
-        jobs=args.jobs,
-        cache_dir=args.cache_dir,
-        work_dir=args.work_dir,
         registry=registry,
-        reproducible=args.reproducible,
-        kiln_dir=args.kiln_dir,
         ignore_paths=tuple(args.ignore_paths),
-        ignore_var_run=args.ignore_var_run,
-        force=args.force,
-        cleanup=args.cleanup,
+        **{name: getattr(args, name) for name in _AS_GIVEN},
     )

@@ -24,6 +24,18 @@ from kiln.errors import DigestMismatchError, LayerError, UnsafePathError
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
 
+def digest_hex(digest: str, what: str = "digest") -> str:
+    """The hex of ``sha256:<hex>``, the one form of name a store turns into a path.
+
+    A malformed digest could smuggle "../" into a path, so it is refused outright; ``what``
+    (``digest``, ``diff_id``) names it in the error.
+    """
+    match = _DIGEST.fullmatch(digest)
+    if match is None:
+        raise UnsafePathError(f"not a sha256 {what}: {digest!r}")
+    return match.group(1)
+
+
 class BlobWriter:
     """Writable file handed out by ``BlobStore.writer``; ``digest``/``size`` valid after close."""
 
@@ -54,11 +66,7 @@ class BlobStore:
 
     def path(self, digest: str) -> Path:
         """Where the blob named ``digest`` (``sha256:<hex>``) lives, whether or not it exists."""
-        match = _DIGEST.fullmatch(digest)
-        if match is None:
-            # A malformed digest could smuggle "../" into a path; refuse it outright.
-            raise UnsafePathError(f"not a sha256 digest: {digest!r}")
-        return self._dir / match.group(1)
+        return self._dir / digest_hex(digest)
 
     def has(self, digest: str) -> bool:
         """True if the blob is stored."""

@@ -33,7 +33,6 @@ import errno
 import hashlib
 import os
 import posixpath
-import re
 import stat
 import tempfile
 import threading
@@ -41,8 +40,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from kiln.errors import DigestMismatchError, UnsafePathError
+from kiln.errors import DigestMismatchError
 
+from .blobstore import digest_hex
 from .names import clean_name
 from .overlay import TRUSTED_PREFIX, OverlayRootfs
 from .securejoin import secure_join_str
@@ -50,7 +50,6 @@ from .tarreader import TarEntry
 from .trees import remove_tree
 from .unpack import _Unpacker, apply_layer
 
-_DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
 _DRAIN = 1 << 20
 _ALONE = b"alone\n"  # the .info of a layer whose directory is right whatever lies below it
 _NEEDS_LOWERS = b"needs-lowers\n"
@@ -74,10 +73,7 @@ class LayerStore:
 
     def path(self, diff_id: str) -> Path:
         """Where the layer named ``diff_id`` lives once unpacked."""
-        match = _DIFF_ID.fullmatch(diff_id)
-        if match is None:
-            raise UnsafePathError(f"not a sha256 diff_id: {diff_id!r}")
-        return self.root / match.group(1)
+        return self.root / digest_hex(diff_id, "diff_id")
 
     def has(self, diff_id: str) -> bool:
         """True if the layer is unpacked already."""

@@ -21,6 +21,7 @@ import os
 import struct
 import tarfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from kiln.errors import LayerError
@@ -60,48 +61,26 @@ _NUMBER_CACHE_LIMIT = 1 << 16
 _NO_PAX: Mapping[str, str] = {}
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class TarEntry:
-    """One archive member, with the attributes of ``tarfile.TarInfo`` that unpacking needs."""
+    """One archive member, with the attributes of ``tarfile.TarInfo`` that unpacking needs.
 
-    __slots__ = (
-        "devmajor",
-        "devminor",
-        "gid",
-        "linkname",
-        "mode",
-        "mtime",
-        "name",
-        "pax_headers",
-        "size",
-        "type",
-        "uid",
-    )
+    Not frozen: the reader completes an entry from its prefix and PAX fields after making it,
+    and a frozen dataclass's ``__init__`` costs more, paid once per file of a base image.
+    Compared by identity, as two members of one archive are two entries even when alike.
+    """
 
-    def __init__(
-        self,
-        name: str,
-        type_: bytes,
-        mode: int,
-        uid: int,
-        gid: int,
-        size: int,
-        mtime: float,
-        linkname: str,
-        devmajor: int,
-        devminor: int,
-        pax_headers: Mapping[str, str] = _NO_PAX,
-    ) -> None:
-        self.name = name
-        self.type = type_
-        self.mode = mode
-        self.uid = uid
-        self.gid = gid
-        self.size = size
-        self.mtime = mtime
-        self.linkname = linkname
-        self.devmajor = devmajor
-        self.devminor = devminor
-        self.pax_headers = pax_headers
+    name: str
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: float
+    linkname: str
+    devmajor: int
+    devminor: int
+    pax_headers: Mapping[str, str]  # _NO_PAX if the member has none
 
     @classmethod
     def from_tarinfo(cls, info: tarfile.TarInfo) -> TarEntry:
@@ -324,6 +303,7 @@ class TarReader:
             nts(linkname, ENCODING) if linkname[0] else "",
             major_,
             minor_,
+            _NO_PAX,
         )
         if prefix[0] and kind not in (_LONGNAME, _LONGLINK, _SPARSE):
             entry.name = nts(prefix, ENCODING) + "/" + entry.name
