@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kiln.builder.background import in_background
 from kiln.builder.cancel import Cancellation
-from kiln.builder.dispatch import DispatchContext, refuse_unsupported
+from kiln.builder.dispatch import PROXY_ARGS, DispatchContext, refuse_unsupported
 from kiln.builder.executor import StageExecutor
 from kiln.builder.filesystems import Filesystems, open_filesystems, open_workspace
 from kiln.builder.image_outputs import check_outputs, write_outputs
@@ -61,14 +61,6 @@ from kiln.sandbox import Runner
 log = logging.getLogger("kiln")
 
 _INSIDE_HINT = "symlinks in the context resolve inside it (as in BuildKit), never on the host"
-
-# Docker's predefined build args: accepted without an ARG line and never reported as unused.
-PREDEFINED_ARGS = frozenset(
-    name
-    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
-    for name in (base, base.lower())
-)
-
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -302,7 +294,7 @@ class Builder(Closeable):
                 self.pool.close()
 
     def _warn_unused_args(self) -> None:
-        unused = sorted(set(self.options.build_args) - self.used_build_args - PREDEFINED_ARGS)
+        unused = sorted(set(self.options.build_args) - self.used_build_args - PROXY_ARGS)
         if unused:
             log.warning("One or more build-args %s were not consumed", unused)
 

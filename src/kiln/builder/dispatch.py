@@ -44,7 +44,8 @@ from kiln.dockerfile import (
 from kiln.errors import DockerfileError
 from kiln.image import Healthcheck, HistoryEntry
 
-# Docker's predefined proxy args: usable without an ARG line, never recorded in history.
+# Docker's predefined proxy args: usable without an ARG line, never recorded in history nor
+# reported as unused.
 PROXY_ARGS = frozenset(
     name
     for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
