@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kiln.cli.build_command import options_from_args
 from kiln.cli.flags import BooleanFlag
 from kiln.cli.main import make_parser
 from tests.support.tools import run_kiln
@@ -122,15 +123,44 @@ def test_abbreviations_are_unknown_flags(
     assert f"unrecognized arguments: {words[0]}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--cache=true", "--cache", "--cache-repo=r/c", "--cache-ttl=6h"])
-def test_kaniko_cache_flags_are_refused_not_misread(flag: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "flag", ["--compressed-caching=true", "--cache-from=r/c", "--cache-to=r/c"]
+)
+def test_unimplemented_cache_flags_are_refused_not_misread(flag: str, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     result = run_kiln("build", "--no-push", flag, str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     name = flag.partition("=")[0]
-    assert f"{name}: Kaniko's layer cache is not implemented by kiln" in result.stderr
+    assert f"{name}: " in result.stderr and "is not implemented by kiln" in result.stderr
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]  # no directory `true`
+
+
+@pytest.mark.parametrize(
+    ("words", "field", "value"),
+    [
+        (["--cache=true"], "cache", True),
+        (["--cache"], "cache", True),
+        (["--cache-repo=r.io/c"], "cache", True),
+        (["--cache-ttl=6h"], "cache_ttl", 6 * 3600.0),
+        (["--no-push-cache"], "push_cache", False),
+        (["--cache-run-layers=false"], "cache_run_layers", False),
+        (["--cache-copy-layers=false"], "cache_copy_layers", False),
+        (["--no-cache"], "no_cache", True),
+        (["--no-cache-filter", "a,b", "--no-cache-filter=c"], "no_cache_stages", ("a", "b", "c")),
+    ],
+)
+def test_cache_flags_fill_build_options(words: list[str], field: str, value: object) -> None:
+    options = options_from_args(make_parser().parse_args(["build", *words, "ctx"]))
+    assert getattr(options, field) == value
+    assert options.cache_dir is None  # `--cache=true` is not an abbreviation of --cache-dir
+
+
+def test_malformed_cache_ttl_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    result = run_kiln("build", "--no-push", "--cache-ttl=2weeks", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "cache TTL '2weeks' is not a duration" in result.stderr
 
 
 def test_help_documents_exit_statuses() -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.builder.background import in_background
+from kiln.builder.cache_setup import open_build_cache
 from kiln.builder.cancel import Cancellation
 from kiln.builder.dispatch import PROXY_ARGS, DispatchContext, refuse_unsupported
 from kiln.builder.executor import StageExecutor
@@ -61,6 +62,7 @@ from kiln.sandbox import Runner
 log = logging.getLogger("kiln")
 
 _INSIDE_HINT = "symlinks in the context resolve inside it (as in BuildKit), never on the host"
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -133,6 +135,7 @@ class Builder(Closeable):
         self._teardown: Future[None] | None = None  # see _teardown_early
         self._runner_lock = threading.Lock()
         self.inputs = StageInputs(options, workspace, self.pool, filesystems, self.results)
+        self.cache = open_build_cache(options, workspace.store, self.pool, self.epoch)
 
     def run(self) -> BuildResult:
         """Parse, build the needed stages, then write every requested output."""
@@ -224,10 +227,21 @@ class Builder(Closeable):
         state = state.with_config(state.config.without_onbuild()) if triggers else state
         self.uploads.offer(stage.index, state.layers)
         stage_fs = self._unpack(state.layers, label)
+        executor = self._executor(stage_fs, dockerfile, stage, context)
+        cache = None
+        if self.cache is not None:
+            cache = self.cache.stage(
+                label,
+                _name_in_context(dockerfile.filename, context.root),
+                state.layers,
+                executor.sources,
+                lambda ref: self.inputs.source_layers(dockerfile, stage, ref),
+                lookups=not {label, str(stage.index)} & set(self.options.no_cache_stages),
+            )
         steps = StageSteps(
             label,
             dockerfile.filename,
-            self._executor(stage_fs, dockerfile, stage, context),
+            executor,
             DispatchContext(
                 build_args=self.build_args,
                 filename=dockerfile.filename,
@@ -240,6 +254,7 @@ class Builder(Closeable):
             self.workspace.root,
             image_stage=stage.index == self.target_index and self.filesystems.defers_files,
             offer=lambda layers: self.uploads.offer(stage.index, layers),
+            cache=cache,
         )
         state = steps.run(state, (*triggers, *stage.instructions))
         return StageResult(state=state, rootfs=stage_fs.rootfs)
@@ -290,13 +305,31 @@ class Builder(Closeable):
                 if self._teardown is not None:
                     self._teardown.result()  # it has ended (what failed in it is raised)
             finally:
-                self.uploads.close()
-                self.pool.close()
+                try:
+                    self._close_cache()
+                finally:
+                    self.uploads.close()
+                    self.pool.close()
+
+    def _close_cache(self) -> None:
+        """Wait for the registry cache's pushes, then write ``--cache-report`` if asked."""
+        if self.cache is None:
+            return
+        self.cache.close()
+        if self.options.cache_report is not None:
+            self.cache.write_report(self.options.cache_report)
 
     def _warn_unused_args(self) -> None:
         unused = sorted(set(self.options.build_args) - self.used_build_args - PROXY_ARGS)
         if unused:
             log.warning("One or more build-args %s were not consumed", unused)
+
+
+def _name_in_context(filename: str, root: Path) -> str:
+    """The Dockerfile's path within the context (its whole path when outside): the same in
+    every checkout or pod, so the cache's step positions are too."""
+    path = Path(filename)
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else filename
 
 
 def source_date_epoch(options: BuildOptions) -> int | None:

@@ -77,7 +77,16 @@ class BuildOptions:
     isolation: str = "auto"
     snapshotter: str = "auto"  # "overlay", "walk" or "auto" (overlay where mounts work)
     jobs: int | None = None  # stages built at once; None: the CPU count
-    cache_dir: Path | None = None
+    cache_dir: Path | None = None  # blobs, unpacked layers and (unless no_cache) the layer cache
+    cache: bool = False  # share step layers through a registry (cache_repo, or <destination>/cache)
+    cache_repo: Reference | None = None
+    cache_ttl: float | None = None  # seconds; older cache entries are misses
+    push_cache: bool = True  # False: look the registry cache up, never add to it
+    cache_run_layers: bool = True
+    cache_copy_layers: bool = True
+    no_cache: bool = False  # `docker build --no-cache`: run every step, cache nothing
+    no_cache_stages: tuple[str, ...] = ()  # stages run without looking the cache up
+    cache_report: Path | None = None  # a JSON line per step: key, inputs, hit or why not
     work_dir: Path | None = None
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     reproducible: bool = False

@@ -21,7 +21,7 @@ from kiln.builder.state import StageState
 from kiln.builder.workspace import Workspace
 from kiln.context import BuildContext, LocalContext
 from kiln.dockerfile import Dockerfile, Stage, expand_word
-from kiln.image import ImageConfig, Platform
+from kiln.image import ImageConfig, Layer, Platform
 from kiln.registry import Reference
 
 
@@ -82,6 +82,14 @@ class StageInputs:
         store, platform = self.workspace.store, self.options.platform
         _, layers = fetch_base_image(Reference.parse(ref), self.pool, store, platform)
         return LocalContext(root=self.filesystems.detached(layers, "copy-from")), True
+
+    def source_layers(self, dockerfile: Dockerfile, stage: Stage, ref: str) -> tuple[Layer, ...]:
+        """The layers COPY --from=``ref`` reads: an earlier stage's, or an image's (pulled)."""
+        earlier = find_stage(dockerfile.stages, ref, before=stage.index)
+        if earlier is not None:
+            return self.results[earlier.index].state.layers
+        store, platform = self.workspace.store, self.options.platform
+        return fetch_base_image(Reference.parse(ref), self.pool, store, platform)[1]
 
 
 def platform_of(options: BuildOptions, override: str | None = None) -> Platform:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kiln.builder.cache import StageCache
+from kiln.builder.cache.replay import replay
 from kiln.builder.cancel import Cancellation
-from kiln.builder.dispatch import DispatchContext, dispatch
+from kiln.builder.dispatch import DispatchContext, Dispatched, dispatch
 from kiln.builder.executor import StageExecutor
 from kiln.builder.resources import resource_errors
 from kiln.builder.state import StageState
@@ -35,6 +37,7 @@ class StageSteps:
     ``image_stage``: the stage is the image's (no other stage copies from it) and the
     filesystems let its last file step leave files uncreated (``Filesystems.defers_files``).
     ``offer``: called with the stage's layers after every step (they may go up early).
+    ``cache``: the stage's layer cache (None: every step runs).
     """
 
     label: str
@@ -45,6 +48,7 @@ class StageSteps:
     work_root: Path  # where a full disk is reported
     image_stage: bool
     offer: Callable[[tuple[Layer, ...]], None]
+    cache: StageCache | None = None
 
     def run(self, state: StageState, instructions: tuple[Instruction, ...]) -> StageState:
         """Run ``instructions`` from ``state``; the stage's final state."""
@@ -59,16 +63,35 @@ class StageSteps:
                 last = self.image_stage and not any(
                     later.keyword in _FILESYSTEM_STEPS for later in instructions[number:]
                 )  # nothing reads this rootfs after the step
-                what = f"the files of step {number} ({instruction.keyword}) of stage {self.label}"
-                try:
-                    with resource_errors(what, self.work_root):
-                        layer = self.executor.apply(result.state, result.effect, last=last)
-                except KilnError as exc:  # say which instruction failed, as BuildKit does
-                    locate(exc, self.filename, instruction)
-                    raise
+                layer = self._file_step(number, instruction, result, last)
             state = _record(result.state, layer, result.history)
             self.offer(state.layers)
         return state
+
+    def _file_step(
+        self, number: int, instruction: Instruction, result: Dispatched, last: bool
+    ) -> Layer | None:
+        """Run a filesystem step, or apply its cached layer; record it in the cache."""
+        assert result.effect is not None
+        what = f"the files of step {number} ({instruction.keyword}) of stage {self.label}"
+        lookup = None
+        if self.cache is not None:
+            lookup = self.cache.look_up(number, instruction.keyword, result.state, result.effect)
+        try:
+            with resource_errors(what, self.work_root):
+                if lookup is not None and lookup.layer is not None:
+                    layer: Layer | None = lookup.layer
+                    if not last:  # nothing reads the image stage's files after its last step
+                        replay(self.executor.fs, lookup.layer)
+                else:
+                    layer = self.executor.apply(result.state, result.effect, last=last)
+        except KilnError as exc:  # say which instruction failed, as BuildKit does
+            locate(exc, self.filename, instruction)
+            raise
+        if self.cache is not None and lookup is not None:
+            text = instruction.source or instruction.original
+            self.cache.record(lookup, number, text, layer, result.history, result.state)
+        return layer
 
 
 def locate(error: KilnError, filename: str, instruction: Instruction) -> None:

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 from kiln.builder.options import BuildOptions, parse_platform, parse_references
+from kiln.cli.cache_flags import add_cache_flags, cache_options_from_args
 from kiln.cli.flags import BooleanFlag, FlagHelpFormatter, FlagParser
 from kiln.cli.registry_flags import (
     add_push_extras,
@@ -66,6 +67,7 @@ def add_build_parser(subparsers: argparse._SubParsersAction[FlagParser]) -> None
     _add_output_flags(parser)
     _add_registry_flags(parser)
     _add_runtime_flags(parser)
+    add_cache_flags(parser)
 
 
 def _add_source_flags(p: argparse.ArgumentParser) -> None:
@@ -226,7 +228,8 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="keep pulled and built blobs, and pulled layers unpacked once for the overlay "
-        "snapshotter, here between builds (base-image cache)",
+        "snapshotter, here between builds (base-image cache), and the local layer cache "
+        "(unless --no-cache); several builds may share it at once",
     )
     g.add_argument(
         "--work-dir",
@@ -341,4 +344,5 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         registry=registry,
         ignore_paths=tuple(args.ignore_paths),
         **{name: getattr(args, name) for name in _AS_GIVEN},
+        **cache_options_from_args(args),
     )

@@ -18,13 +18,9 @@ from typing import Any, NoReturn
 
 #: Kaniko executor flags kiln does not implement (yet), and what they are, for a clear refusal.
 NOT_IMPLEMENTED = {
-    "--cache": "Kaniko's layer cache",
-    "--cache-repo": "Kaniko's layer cache",
-    "--cache-ttl": "Kaniko's layer cache",
-    "--cache-copy-layers": "Kaniko's layer cache",
-    "--cache-run-layers": "Kaniko's layer cache",
-    "--compressed-caching": "Kaniko's layer cache",
-    "--no-push-cache": "Kaniko's layer cache",
+    "--compressed-caching": "Kaniko's compressed layer caching (memory for speed)",
+    "--cache-from": "buildx's cache import (use --cache-repo)",
+    "--cache-to": "buildx's cache export (use --cache-repo)",
 }
 
 
