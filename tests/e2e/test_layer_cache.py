@@ -158,3 +158,27 @@ def _layers(out: Path) -> list[str]:
     digest = index["manifests"][0]["digest"].split(":")[1]
     manifest = json.loads((out / "oci" / "blobs" / "sha256" / digest).read_text())
     return [layer["digest"] for layer in manifest["layers"]]
+
+
+@pytest.mark.parametrize("snapshotter", ["overlay", "walk"])
+def test_miss_after_hits_sees_what_running_would_have_left(
+    registry: RegistryServer, base_image: str, tmp_path: Path, snapshotter: str
+) -> None:
+    """Cached layers (one deleting a file: a whiteout) are applied, then a RUN misses: the
+    image equals one built with no cache at all."""
+    dockerfile = (
+        f"FROM {base_image}\nCOPY src/ /app/\n"
+        "RUN rm /app/gone && mkdir -p /data && echo one > /data/f && chmod 700 /data\n"
+        "RUN find /app /data -exec stat -c '%n %a %u %g %s' {} + | sort > /listing\n"
+    )
+    context = write_context(tmp_path / "ctx", dockerfile, {})
+    (context / "src").mkdir()
+    (context / "src" / "app.py").write_text("app\n")
+    (context / "src" / "gone").write_text("deleted by the RUN\n")
+    cache, flags = tmp_path / "cache", ("--snapshotter", snapshotter)
+    build(registry, context, cache, tmp_path / "cold", *flags)
+    (context / "Dockerfile").write_text(dockerfile.replace("> /listing", "> /listing2"))
+    warm, report, _ = build(registry, context, cache, tmp_path / "warm", *flags)
+    assert [s["hit"] for s in report["steps"]] == [True, True, False], report
+    fresh, _, _ = build(registry, context, None, tmp_path / "fresh", *flags)
+    assert warm == fresh
