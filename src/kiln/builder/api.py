@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.builder.builder import BuildResult, build
+from kiln.builder.cache_setup import parse_cache_ttl
 from kiln.builder.options import (
     BuildOptions,
     RegistryOptions,
@@ -30,6 +31,7 @@ _PATH_FIELDS = {
     "oci_layout_path",
     "digest_file",
     "cache_dir",
+    "cache_report",
     "work_dir",
     "kiln_dir",
     "image_name_with_digest_file",
@@ -63,6 +65,12 @@ def build_image(
             build_kwargs[key] = Path(build_kwargs[key])
     if "platform" in build_kwargs:
         build_kwargs["platform"] = parse_platform(build_kwargs["platform"])
+    if build_kwargs.get("cache_repo") is not None:
+        build_kwargs["cache_repo"] = parse_references([build_kwargs["cache_repo"]])[0]
+    if isinstance(build_kwargs.get("cache_ttl"), str):  # a Go duration, as on the command line
+        build_kwargs["cache_ttl"] = parse_cache_ttl(build_kwargs["cache_ttl"])
+    if "no_cache_stages" in build_kwargs:
+        build_kwargs["no_cache_stages"] = tuple(build_kwargs["no_cache_stages"])
     if "ignore_paths" in build_kwargs:
         build_kwargs["ignore_paths"] = tuple(build_kwargs["ignore_paths"])
     for key in ("insecure_registries", "skip_tls_verify_registries", "registry_mirrors"):

@@ -26,7 +26,7 @@ from kiln.builder.cache.replay import verified_layer
 from kiln.builder.effects import CopyEffect, Effect, RunEffect
 from kiln.builder.state import StageState
 from kiln.context import BuildContext
-from kiln.errors import KilnError
+from kiln.errors import BuildError, KilnError
 from kiln.fs import BlobStore
 from kiln.image import HistoryEntry, Layer
 from kiln.image.atomic import atomic_write_bytes
@@ -133,7 +133,10 @@ class BuildCache:
         """The ``--cache-report`` file: one JSON object per step, in the order they ended."""
         with self._lock:
             steps = [asdict(record) for record in self.records]
-        atomic_write_bytes(path, json.dumps({"steps": steps}, indent=1).encode() + b"\n")
+        try:
+            atomic_write_bytes(path, json.dumps({"steps": steps}, indent=1).encode() + b"\n")
+        except OSError as exc:
+            raise BuildError(f"cannot write the cache report {path}: {exc.strerror}") from exc
 
 
 class StageCache:
@@ -241,6 +244,8 @@ class StageCache:
         entry = local.find(key.hex) if local is not None else None
         if entry is None and settings.remote is not None:
             entry = settings.remote.find(key)
+            if entry is not None and local is not None:  # the next build here needs no registry
+                _keep(local, entry)
         if entry is None:
             where = _where(effect, self.filename)
             return None, miss_reason(previous, key.inputs, first_step=self.first, where=where)
@@ -271,12 +276,17 @@ class StageCache:
         )
         settings = self.build.settings
         if settings.local is not None:
-            try:
-                settings.local.store(entry)
-            except OSError as exc:  # a full or read-only cache dir costs the cache, not the build
-                log.warning("Layer not cached in %s: %s", settings.local.root, exc.strerror)
+            _keep(settings.local, entry)
         if settings.remote is not None:
             settings.remote.push(entry, layer)
+
+
+def _keep(local: LocalCache, entry: CacheEntry) -> None:
+    """Store ``entry`` locally; a full or read-only cache dir costs the cache, not the build."""
+    try:
+        local.store(entry)
+    except OSError as exc:
+        log.warning("Layer %s not cached in %s: %s", entry.digest, local.root, exc.strerror)
 
 
 def _where(effect: Effect, filename: str) -> str:
