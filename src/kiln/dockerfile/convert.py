@@ -35,7 +35,7 @@ from kiln.dockerfile.instructions import (
 )
 from kiln.dockerfile.words import quote_aware_words, split_line, whitespace_words
 
-__all__ = ["KEYWORDS", "InstructionError", "UnknownInstructionError", "convert"]
+__all__ = ["CONVERTERS", "KEYWORDS", "InstructionError", "UnknownInstructionError", "convert"]
 
 _make_from = instruction_maker(FromInstruction)
 _make_run = instruction_maker(RunInstruction)
@@ -266,7 +266,7 @@ def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
     return _make_onbuild(ctx, flags, trigger=trigger)
 
 
-_CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
+CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
     "ADD": convert_add,
     "ARG": convert_arg,
     "CMD": convert_cmd,
@@ -286,12 +286,12 @@ _CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
     "VOLUME": convert_volume,
     "WORKDIR": convert_workdir,
 }
-KEYWORDS = frozenset(_CONVERTERS)
+KEYWORDS = frozenset(CONVERTERS)
 
 
 def convert(ctx: ConvertContext) -> Instruction:
     """The typed instruction for ``ctx.node``; raises InstructionError (no file/line yet)."""
-    converter = _CONVERTERS.get(ctx.keyword)
+    converter = CONVERTERS.get(ctx.keyword)
     if converter is None:
         raise UnknownInstructionError(ctx.node.keyword)
     return converter(ctx)

@@ -72,6 +72,8 @@ class ConvertContext:
 
     def json_args(self) -> list[str] | None:
         """The exec-form list, or None in shell form; non-string arrays are an error."""
+        if not self.rest.startswith("["):  # the node's rest is stripped: shell form
+            return None
         try:
             return parse_json_array(self.rest)
         except NotStringArrayError as exc:

@@ -11,7 +11,8 @@ import gc
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.dockerfile.convert import UnknownInstructionError, convert
+from kiln.dockerfile.bulk import maker
+from kiln.dockerfile.convert import CONVERTERS, UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
@@ -84,11 +85,14 @@ class _StageBuilder:
         self.meta_args: list[ArgInstruction] = []
         # Each stage's FROM and its instructions so far; the frozen Stages are made once at
         # the end (re-making a Stage per instruction made parsing quadratic).
-        self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
+        self.froms: list[FromInstruction] = []
+        self.bodies: list[list[Instruction]] = []
         self.current: list[Instruction] | None = None  # the instructions of the last stage
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
+        """Add ``instruction`` (``_parse`` appends to ``current`` itself when it is not a FROM
+        and a stage is open: the common case, without this call)."""
         if type(instruction) is FromInstruction:
             self.open_stage(instruction)
         elif self.current is not None:
@@ -114,13 +118,18 @@ class _StageBuilder:
                 )
             self.names.add(instruction.name)
         self.current = []
-        self.opened.append((instruction, self.current))
+        self.froms.append(instruction)
+        self.bodies.append(self.current)
 
     def stages(self) -> tuple[Stage, ...]:
+        make = _make_stage
         return tuple(
-            Stage(from_.name, index, from_, tuple(instructions))
-            for index, (from_, instructions) in enumerate(self.opened)
+            make(name=from_.name, index=index, from_=from_, instructions=tuple(instructions))
+            for index, (from_, instructions) in enumerate(zip(self.froms, self.bodies, strict=True))
         )
+
+
+_make_stage = maker(Stage)  # one Stage per FROM: the frozen __init__ is slow (see ``bulk``)
 
 
 def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
@@ -153,16 +162,22 @@ def _parse(text: str, filename: str) -> Dockerfile:
     # Nodes are converted as they are read and then dropped. The first error is kept and the
     # rest of the file still read, so an error of the line layer further down (an
     # unterminated heredoc) wins, as when every line was read before converting any.
+    converters = CONVERTERS
     for node in reader.iter_nodes():
         count += 1
         if failure is not None:
             continue
         ctx = ConvertContext(node, reader.directives.escape)
         try:
-            instruction = convert(ctx)
+            # ``convert`` without the call (it raises the error for an unknown keyword).
+            instruction = converters.get(ctx.keyword, convert)(ctx)
             if ctx.warnings:
                 converted.extend(ctx.warnings)
-            builder.add(instruction)
+            current = builder.current
+            if current is not None and type(instruction) is not FromInstruction:
+                current.append(instruction)
+            else:
+                builder.add(instruction)
         except UnknownInstructionError as exc:
             hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
             failure = DockerfileError(str(exc), file=filename, line=node.line, hint=hint)
@@ -174,7 +189,7 @@ def _parse(text: str, filename: str) -> Dockerfile:
         raise failure
     tree = reader.tree(())
     warnings = [*tree.warnings, *converted]
-    if not builder.opened:
+    if not builder.froms:
         what = "the file has no instructions" if not count else "there is no FROM"
         raise DockerfileError(
             f"no build stage in Dockerfile: {what}",

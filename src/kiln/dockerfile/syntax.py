@@ -23,6 +23,8 @@ from kiln.errors import DockerfileError
 __all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxReader", "SyntaxTree", "parse_syntax"]
 
 HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
+# ``Node(...)`` without NamedTuple's ``__new__`` (a Python function) in front: one per line.
+new_node = tuple.__new__
 _BOM = "\ufeff"
 
 
@@ -153,9 +155,19 @@ class SyntaxReader:
                     and "<<" not in stripped
                     and not stripped.rstrip(" \t").endswith(escape)
                 ):
-                    keyword, flags, rest = split_command(stripped)
+                    keyword, space, rest = stripped.partition(" ")
+                    if space and keyword.isalpha():  # split_command, without the call
+                        rest = rest.strip()
+                        if rest.startswith("--"):
+                            keyword, flags, rest = split_command(stripped)
+                        else:
+                            flags = ()
+                    else:
+                        keyword, flags, rest = split_command(stripped)
                     comments = self.take_comments() if self.comments else ()
-                    yield Node(keyword, flags, rest, stripped, taken, taken, raw, (), comments)
+                    yield new_node(
+                        Node, (keyword, flags, rest, stripped, taken, taken, raw, (), comments)
+                    )
                     continue
             reader.taken = taken
             self.read_instruction(raw)
