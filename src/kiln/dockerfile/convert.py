@@ -90,11 +90,12 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
     flags = ctx.flags(FROM_FLAGS)
-    return _make_from(ctx, flags, image=args[0], name=name, platform=flags.string("platform"))
+    platform = flags.values.get("platform")  # flags.string, without the call
+    return _make_from(ctx, flags, image=args[0], name=name, platform=platform)
 
 
 def _command_line(ctx: ConvertContext) -> tuple[list[str] | str, bool]:
-    exec_args = ctx.json_args()
+    exec_args = ctx.json_args() if ctx.rest.startswith("[") else None
     if exec_args is not None:
         return exec_args, True
     return ctx.rest, False
@@ -105,15 +106,16 @@ def convert_run(ctx: ConvertContext) -> RunInstruction:
     command, exec_form = _command_line(ctx)
     if command == "" and not ctx.node.heredocs:
         raise InstructionError("RUN requires at least one argument")
+    values = flags.values  # flags.string and flags.strings, without the calls (one per line)
     return _make_run(
         ctx,
         flags,
         command=command,
         exec_form=exec_form,
         heredocs=ctx.node.heredocs,
-        mounts=flags.strings("mount"),
-        network=flags.string("network"),
-        security=flags.string("security"),
+        mounts=flags.lists.get("mount", ()),
+        network=values.get("network"),
+        security=values.get("security"),
     )
 
 

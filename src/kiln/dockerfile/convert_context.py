@@ -41,23 +41,38 @@ def instruction_maker(cls: type[InstructionT]) -> Callable[..., InstructionT]:
     )
 
 
+# Keywords as written -> upper case (``RUN`` and ``run`` are the usual few spellings).
+_UPPER: dict[str, str] = {}
+_UPPER_LIMIT = 256
+
+
 class InstructionError(ValueError):
     """An instruction's arguments or flags are invalid; the caller adds file and line."""
 
 
 class ConvertContext:
-    """One node being converted, and the warnings found while converting it.
+    """The node being converted, and the warnings found while converting it.
 
-    A plain class with slots: one is made per instruction, and ``keyword`` (asked for several
-    times per conversion) is upper-cased once here.
+    One per parse, pointed at each node in turn with ``point_at`` (cheaper than a new object
+    per line); ``keyword`` (asked for several times per conversion) is upper-cased there.
     """
 
     __slots__ = ("escape", "keyword", "node", "rest", "warnings")
 
     def __init__(self, node: Node, escape: str) -> None:
-        self.node = node
         self.escape = escape
-        self.keyword = sys.intern(node.keyword.upper())  # one string per keyword, not per line
+        self.point_at(node)
+
+    def point_at(self, node: Node) -> None:
+        """Convert ``node`` next (with no warnings yet)."""
+        self.node = node
+        keyword = node.keyword
+        upper = _UPPER.get(keyword)
+        if upper is None:
+            upper = sys.intern(keyword.upper())  # one string per keyword, not per line
+            if len(_UPPER) < _UPPER_LIMIT:
+                _UPPER[keyword] = upper
+        self.keyword = upper
         self.rest = node.rest
         self.warnings: list[DockerfileWarning] | None = None  # most nodes have none
 

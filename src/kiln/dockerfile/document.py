@@ -163,11 +163,15 @@ def _parse(text: str, filename: str) -> Dockerfile:
     # rest of the file still read, so an error of the line layer further down (an
     # unterminated heredoc) wins, as when every line was read before converting any.
     converters = CONVERTERS
+    ctx: ConvertContext | None = None
     for node in reader.iter_nodes():
         count += 1
         if failure is not None:
             continue
-        ctx = ConvertContext(node, reader.directives.escape)
+        if ctx is None:  # the escape directive is known once the first node is read
+            ctx = ConvertContext(node, reader.directives.escape)
+        else:
+            ctx.point_at(node)
         try:
             # ``convert`` without the call (it raises the error for an unknown keyword).
             instruction = converters.get(ctx.keyword, convert)(ctx)
