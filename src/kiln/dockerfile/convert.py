@@ -76,7 +76,7 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
     args = whitespace_words(ctx.rest)
     name: str | None = None
     if len(args) == 3 and args[1].lower() == "as":
-        name = args[2].lower()
+        name = args[2] if args[2].islower() else args[2].lower()  # no copy per stage
         if not _STAGE_NAME.match(name):
             raise InstructionError(
                 f'invalid name for build stage: "{args[2]}", '

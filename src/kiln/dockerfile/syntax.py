@@ -64,16 +64,6 @@ class SyntaxTree:
     line_count: int
 
 
-def _physical_lines(text: str) -> list[str]:
-    if text.startswith(_BOM):
-        text = text[1:]
-    parts = text.split("\n")
-    lines = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
-
-
 def _trim_newline(line: str) -> str:
     return line.rstrip("\r\n")
 
@@ -83,11 +73,26 @@ def _is_comment(line: str) -> bool:
 
 
 class _LineReader:
-    """Walks physical lines, tracking the 1-based number of the last line taken."""
+    """Walks physical lines, tracking the 1-based number of the last line taken.
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
+    ``lines`` are the text split at "\n", without it: a common line's ``original`` is then
+    that very string (no copy per line), and ``raw`` adds the newline back for ``source``.
+    """
+
+    def __init__(self, text: str) -> None:
+        if text.startswith(_BOM):
+            text = text[1:]
+        self.lines = text.split("\n")
+        last = self.lines.pop()  # "" when the text ends with a newline (or is empty)
+        self.with_newline = len(self.lines)  # lines before this index end with "\n"
+        if last:
+            self.lines.append(last)
         self.taken = 0
+
+    def raw(self, index: int) -> str:
+        """Line ``index`` (0-based) as in the file, with its newline."""
+        line = self.lines[index]
+        return line + "\n" if index < self.with_newline else line
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -96,7 +101,7 @@ class _LineReader:
         if self.taken >= len(self.lines):
             raise StopIteration
         self.taken += 1
-        return self.lines[self.taken - 1]
+        return self.raw(self.taken - 1)
 
 
 class SyntaxReader:
@@ -104,7 +109,7 @@ class SyntaxReader:
 
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
-        self.reader = _LineReader(_physical_lines(text))
+        self.reader = _LineReader(text)
         self.directives = DirectiveReader()
         self.continuation = re.compile(re.escape("\\") + r"[ \t]*$")
         self.nodes: list[Node] = []
@@ -138,17 +143,18 @@ class SyntaxReader:
         reader = self.reader
         lines = reader.lines
         count = len(lines)
+        with_newline = reader.with_newline
         directives = self.directives
         pending = self.nodes
         taken = reader.taken
         escape = directives.escape
         while taken < count:
-            raw = lines[taken]
+            line = lines[taken]
             taken += 1
             if directives.done:
                 # The common line: one whole instruction, no comment, continuation or heredoc.
                 # Taken here without the general loop (same result, a third of the work).
-                stripped = raw.rstrip("\r\n").lstrip()
+                stripped = line.rstrip("\r").lstrip()  # usually ``line`` itself
                 if (
                     stripped
                     and stripped[0] != "#"
@@ -165,12 +171,13 @@ class SyntaxReader:
                     else:
                         keyword, flags, rest = split_command(stripped)
                     comments = self.take_comments() if self.comments else ()
+                    raw = line + "\n" if taken <= with_newline else line
                     yield new_node(
                         Node, (keyword, flags, rest, stripped, taken, taken, raw, (), comments)
                     )
                     continue
             reader.taken = taken
-            self.read_instruction(raw)
+            self.read_instruction(reader.raw(taken - 1))
             taken = reader.taken
             escape = directives.escape  # set by a directive, which only this path reads
             if pending:  # a line starts at most one node
