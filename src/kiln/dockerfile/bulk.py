@@ -29,24 +29,29 @@ T = TypeVar("T")
 _MAKERS: dict[tuple[object, ...], Callable[..., Any]] = {}
 
 
-def maker(cls: type[T], head: str = "", prologue: str = "", **computed: str) -> Callable[..., T]:
+def maker(
+    cls: type[T], head: str = "", prologue: str = "", *, positional: bool = False, **computed: str
+) -> Callable[..., T]:
     """A function ``make(<head>, *, <fields>)`` returning a ``cls`` holding those values.
 
     Each field named in ``computed`` is set to that Python expression, evaluated in ``make``
     (over the ``head`` parameters and what ``prologue`` assigns, e.g. ``ConvertContext``'s
-    node); every other field is a keyword-only parameter, with the field's default if it has
-    one (a ``default_factory`` is not applied: such a field is required). A missing or unknown
-    field is a TypeError, as with the class's own ``__init__``; ``__post_init__`` is not run
-    (the parsed classes have none). Makers are cached per class and arguments.
+    node); every other field is a keyword-only parameter (``positional``: positional or
+    keyword, in field order), with the field's default if it has one (a ``default_factory``
+    is not applied: such a field is required). A missing or unknown field is a TypeError, as
+    with the class's own ``__init__``; ``__post_init__`` is not run (the parsed classes have
+    none). Makers are cached per class and arguments.
     """
-    key = (cls, head, prologue, tuple(sorted(computed.items())))
+    key = (cls, head, prologue, positional, tuple(sorted(computed.items())))
     made = _MAKERS.get(key)
     if made is None:
-        made = _MAKERS[key] = _generate(cls, head, prologue, computed)
+        made = _MAKERS[key] = _generate(cls, head, prologue, positional, computed)
     return made
 
 
-def _generate(cls: type[T], head: str, prologue: str, computed: dict[str, str]) -> Callable[..., T]:
+def _generate(
+    cls: type[T], head: str, prologue: str, positional: bool, computed: dict[str, str]
+) -> Callable[..., T]:
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls, **_NAMESPACE}
     namespace["building"] = _building_twin(cls)
     parameters = [head] if head else []
@@ -63,7 +68,7 @@ def _generate(cls: type[T], head: str, prologue: str, computed: dict[str, str]) 
             namespace[f"default{index}"] = field.default
             keyword.append(f"{name}=default{index}")
     if keyword:
-        parameters += ["*", *keyword]
+        parameters += keyword if positional else ["*", *keyword]
     body.append("    self.__class__ = cls\n")
     text = f"def make({', '.join(parameters)}):\n{''.join(body)}    return self\n"
     exec(text, namespace)  # generated from field names, as dataclasses does

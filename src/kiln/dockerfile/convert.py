@@ -14,7 +14,7 @@ from collections.abc import Callable
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError, instruction_maker
 from kiln.dockerfile.convert_files import convert_add, convert_copy
 from kiln.dockerfile.convert_health import convert_healthcheck
-from kiln.dockerfile.flags import FlagKind, FlagSpec
+from kiln.dockerfile.flags import NO_FLAGS, FlagKind, FlagSpec
 from kiln.dockerfile.instructions import (
     ArgInstruction,
     CmdInstruction,
@@ -73,7 +73,9 @@ class UnknownInstructionError(InstructionError):
 
 
 def convert_from(ctx: ConvertContext) -> FromInstruction:
-    args = whitespace_words(ctx.rest)
+    args = ctx.rest.split(" ")  # whitespace_words' common case, without the call (per stage)
+    if "" in args or not ctx.rest.isprintable():
+        args = whitespace_words(ctx.rest)
     name: str | None = None
     if len(args) == 3 and args[1].lower() == "as":
         name = args[2] if args[2].islower() else args[2].lower()  # no copy per stage
@@ -89,7 +91,7 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
             ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
-    flags = ctx.flags(FROM_FLAGS)
+    flags = ctx.flags(FROM_FLAGS) if ctx.node.flags else NO_FLAGS
     platform = flags.values.get("platform")  # flags.string, without the call
     return _make_from(ctx, flags, image=args[0], name=name, platform=platform)
 
@@ -102,8 +104,9 @@ def _command_line(ctx: ConvertContext) -> tuple[list[str] | str, bool]:
 
 
 def convert_run(ctx: ConvertContext) -> RunInstruction:
-    flags = ctx.flags(RUN_FLAGS)
-    command, exec_form = _command_line(ctx)
+    # ctx.flags and _command_line, called only when there is something to parse (per line)
+    flags = ctx.flags(RUN_FLAGS) if ctx.node.flags else NO_FLAGS
+    command, exec_form = _command_line(ctx) if ctx.rest.startswith("[") else (ctx.rest, False)
     if command == "" and not ctx.node.heredocs:
         raise InstructionError("RUN requires at least one argument")
     values = flags.values  # flags.string and flags.strings, without the calls (one per line)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from kiln.dockerfile.bulk import maker
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.directives import DirectiveError, DirectiveReader
 from kiln.dockerfile.heredoc import Heredoc, HeredocMarker, chomp, markers_in_line
@@ -23,12 +23,11 @@ from kiln.errors import DockerfileError
 __all__ = ["HEREDOC_KEYWORDS", "Node", "SyntaxReader", "SyntaxTree", "parse_syntax"]
 
 HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
-# ``Node(...)`` without NamedTuple's ``__new__`` (a Python function) in front: one per line.
-new_node = tuple.__new__
 _BOM = "\ufeff"
 
 
-class Node(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Node:
     """One instruction as read from the file, before its arguments are interpreted.
 
     ``original`` is the logical line: continuation characters removed and the following lines
@@ -36,10 +35,10 @@ class Node(NamedTuple):
     lines ``line``..``end_line``, heredoc bodies included. ``flags`` are the raw ``--flag``
     words, ``rest`` the argument text after them.
 
-    A NamedTuple rather than a frozen dataclass because one is made per instruction and
-    dropped as soon as it is converted, and CPython 3.11's frozen ``__init__`` is slow
-    (see ``bulk``): as a frozen slotted dataclass, 2.5 MB of the ``instructions`` shape of
-    ``bench/parse_dockerfile.py`` took 0.63 s instead of 0.50 s (medians of 5, interleaved).
+    One is made per instruction (by ``_make_node``, see ``bulk``) and read about ten times
+    while it is converted: slots make those reads direct (a NamedTuple's field is a
+    descriptor call, about a tenth of the parse of ``bench/parse_dockerfile.py``'s
+    ``instructions`` shape).
     """
 
     keyword: str
@@ -51,6 +50,9 @@ class Node(NamedTuple):
     source: str
     heredocs: tuple[Heredoc, ...] = ()
     comments: tuple[str, ...] = ()
+
+
+_make_node = maker(Node, positional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +150,7 @@ class SyntaxReader:
         pending = self.nodes
         taken = reader.taken
         escape = directives.escape
+        blank_or_escape = " \t" + escape
         while taken < count:
             line = lines[taken]
             taken += 1
@@ -159,7 +162,10 @@ class SyntaxReader:
                     stripped
                     and stripped[0] != "#"
                     and "<<" not in stripped
-                    and not stripped.rstrip(" \t").endswith(escape)
+                    and (
+                        stripped[-1] not in blank_or_escape  # the usual answer, without a copy
+                        or not stripped.rstrip(" \t").endswith(escape)
+                    )
                 ):
                     keyword, space, rest = stripped.partition(" ")
                     if space and keyword.isalpha():  # split_command, without the call
@@ -172,14 +178,15 @@ class SyntaxReader:
                         keyword, flags, rest = split_command(stripped)
                     comments = self.take_comments() if self.comments else ()
                     raw = line + "\n" if taken <= with_newline else line
-                    yield new_node(
-                        Node, (keyword, flags, rest, stripped, taken, taken, raw, (), comments)
+                    yield _make_node(
+                        keyword, flags, rest, stripped, taken, taken, raw, (), comments
                     )
                     continue
             reader.taken = taken
             self.read_instruction(reader.raw(taken - 1))
             taken = reader.taken
             escape = directives.escape  # set by a directive, which only this path reads
+            blank_or_escape = " \t" + escape
             if pending:  # a line starts at most one node
                 yield pending.pop()
         reader.taken = taken
@@ -238,7 +245,9 @@ class SyntaxReader:
         end = self.reader.taken
         text = "".join(source)
         comments = self.take_comments()
-        self.nodes.append(Node(keyword, flags, rest, logical, start, end, text, heredocs, comments))
+        self.nodes.append(
+            _make_node(keyword, flags, rest, logical, start, end, text, heredocs, comments)
+        )
 
     def take_comments(self) -> tuple[str, ...]:
         """The comment lines read since the last node (for the next node)."""
