@@ -60,6 +60,7 @@ RUN_FLAGS: FlagSpec = {
 }
 FROM_FLAGS: FlagSpec = {"platform": FlagKind.STRING}
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
+_SAME_CASING = frozenset({("AS", "FROM"), ("as", "from")})  # the usual spellings, checked fast
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 
 
@@ -87,7 +88,9 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
         if args[2] != name:
             ctx.warn(f"Stage name '{args[2]}' should be lowercase", "StageNameCasing")
         written = ctx.node.keyword
-        if (args[1] == args[1].lower()) != (written == written.lower()):
+        if (args[1], written) not in _SAME_CASING and (
+            (args[1] == args[1].lower()) != (written == written.lower())
+        ):
             ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
