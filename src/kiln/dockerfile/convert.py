@@ -94,7 +94,7 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
             ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
-    flags = ctx.flags(FROM_FLAGS) if ctx.node.flags else NO_FLAGS
+    flags = ctx.flags(FROM_FLAGS) if ctx.node.flags else NO_FLAGS  # no call per stage
     platform = flags.values.get("platform")  # flags.string, without the call
     return _make_from(ctx, flags, image=args[0], name=name, platform=platform)
 
