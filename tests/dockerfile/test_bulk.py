@@ -97,6 +97,9 @@ def test_a_maker_applies_defaults_and_computed_fields() -> None:
         keyword="FROM", line=1, end_line=1, original="FROM a", source="FROM a", image="a"
     )
     assert made == expected and made.name is None and made.platform is None
+    assert type(made) is FromInstruction  # not the mutable twin it was filled as
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.image = "b"  # type: ignore[misc]
 
 
 def test_a_maker_refuses_a_missing_or_unknown_field() -> None:
