@@ -29,7 +29,8 @@ from kiln.image import ImageConfig
 
 EQUIVALENCE_CASES = Path(__file__).resolve().parents[1] / "equivalence" / "cases"
 
-# One valid line per keyword, each written to reach its converter's flag check.
+# One valid line per keyword, each written to reach its converter's flag check (RUN and FROM
+# check only lines that have flags: one per line of a large file, so theirs carry one).
 SAMPLES = {
     "ADD": "ADD a /b",
     "ARG": "ARG a=1",
@@ -38,12 +39,12 @@ SAMPLES = {
     "ENTRYPOINT": "ENTRYPOINT true",
     "ENV": "ENV a=1",
     "EXPOSE": "EXPOSE 80",
-    "FROM": "FROM scratch",
+    "FROM": "FROM --platform=linux/amd64 scratch",
     "HEALTHCHECK": "HEALTHCHECK CMD true",
     "LABEL": "LABEL a=1",
     "MAINTAINER": "MAINTAINER me",
     "ONBUILD": "ONBUILD RUN true",
-    "RUN": "RUN true",
+    "RUN": "RUN --network=default true",
     "SHELL": 'SHELL ["/bin/sh", "-c"]',
     "STOPSIGNAL": "STOPSIGNAL SIGTERM",
     "USER": "USER 1",

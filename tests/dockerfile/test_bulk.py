@@ -1,8 +1,9 @@
-"""Instructions made by ``bulk.frozen_instance`` are whole, ordinary frozen dataclasses.
+"""Instructions made by ``bulk.maker`` are whole, ordinary frozen slotted dataclasses.
 
-The converters hand ``frozen_instance`` a dict of fields that becomes the instance's
-``__dict__`` as it is; a converter that misspelled a field name would make an instruction
-missing that field. Every keyword, with and without flags, is checked here.
+The makers store each field through its slot without the class's ``__init__``; a maker that
+skipped a field would leave an instruction missing it (reading it raises AttributeError), and
+the shared empty flags must not be changeable. Every keyword, with and without flags, is
+checked here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import pytest
 
 from kiln.dockerfile import FromInstruction, Instruction, RunInstruction, parse
-from kiln.dockerfile.bulk import frozen_instance
+from kiln.dockerfile.bulk import EMPTY_FLAGS, maker
 
 EVERY_KEYWORD = """\
 ARG G=1
@@ -69,7 +70,7 @@ def test_every_keyword_is_in_the_corpus() -> None:
 @pytest.mark.parametrize("instruction", _all_instructions(), ids=lambda i: f"{i.line}-{i.keyword}")
 def test_a_parsed_instruction_holds_exactly_its_fields(instruction: Instruction) -> None:
     names = [f.name for f in dataclasses.fields(instruction)]
-    assert sorted(vars(instruction)) == sorted(names)
+    assert not hasattr(instruction, "__dict__")
     rebuilt = type(instruction)(**{name: getattr(instruction, name) for name in names})
     assert rebuilt == instruction
     assert repr(rebuilt) == repr(instruction)
@@ -77,14 +78,33 @@ def test_a_parsed_instruction_holds_exactly_its_fields(instruction: Instruction)
         instruction.line = 0  # type: ignore[misc]
 
 
-def test_missing_fields_fall_back_to_the_dataclass_init() -> None:
-    made = frozen_instance(
-        FromInstruction,
-        {"keyword": "FROM", "line": 1, "end_line": 1, "original": "FROM a", "image": "a"},
-    )
-    assert made == FromInstruction(keyword="FROM", line=1, end_line=1, original="FROM a", image="a")
-
-
-def test_an_unknown_field_is_a_type_error() -> None:
+def test_instructions_without_flags_share_one_unchangeable_mapping() -> None:
+    flagged = parse("FROM a\nCOPY --link b c\n").stages[0].instructions[0]
+    plain = parse("FROM a\nRUN b\n").stages[0].instructions[0]
+    assert plain.flags is EMPTY_FLAGS and plain.flags == {} and repr(plain.flags) == "{}"
+    assert flagged.flags == {"link": "true"} and type(flagged.flags) is dict
     with pytest.raises(TypeError):
-        frozen_instance(RunInstruction, {"keyword": "RUN", "bogus": 1})
+        plain.flags["x"] = "y"
+    with pytest.raises(TypeError):
+        plain.flags.update(x="y")
+    assert EMPTY_FLAGS == {}
+
+
+def test_a_maker_applies_defaults_and_computed_fields() -> None:
+    make = maker(FromInstruction, "text", keyword='"FROM"', original="text", source="text")
+    made = make("FROM a", line=1, end_line=1, flags={}, raw_flags=(), image="a")
+    expected = FromInstruction(
+        keyword="FROM", line=1, end_line=1, original="FROM a", source="FROM a", image="a"
+    )
+    assert made == expected and made.name is None and made.platform is None
+    assert type(made) is FromInstruction  # not the mutable twin it was filled as
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.image = "b"  # type: ignore[misc]
+
+
+def test_a_maker_refuses_a_missing_or_unknown_field() -> None:
+    make = maker(RunInstruction)
+    with pytest.raises(TypeError):
+        make(keyword="RUN", line=1)
+    with pytest.raises(TypeError):
+        make(keyword="RUN", bogus=1)

@@ -11,10 +11,10 @@ import difflib
 import re
 from collections.abc import Callable
 
-from kiln.dockerfile.convert_context import ConvertContext, InstructionError
+from kiln.dockerfile.convert_context import ConvertContext, InstructionError, instruction_maker
 from kiln.dockerfile.convert_files import convert_add, convert_copy
 from kiln.dockerfile.convert_health import convert_healthcheck
-from kiln.dockerfile.flags import FlagKind, FlagSpec
+from kiln.dockerfile.flags import NO_FLAGS, FlagKind, FlagSpec
 from kiln.dockerfile.instructions import (
     ArgInstruction,
     CmdInstruction,
@@ -35,7 +35,23 @@ from kiln.dockerfile.instructions import (
 )
 from kiln.dockerfile.words import quote_aware_words, split_line, whitespace_words
 
-__all__ = ["KEYWORDS", "InstructionError", "UnknownInstructionError", "convert"]
+__all__ = ["CONVERTERS", "KEYWORDS", "InstructionError", "UnknownInstructionError", "convert"]
+
+_make_from = instruction_maker(FromInstruction)
+_make_run = instruction_maker(RunInstruction)
+_make_cmd = instruction_maker(CmdInstruction)
+_make_entrypoint = instruction_maker(EntrypointInstruction)
+_make_shell = instruction_maker(ShellInstruction)
+_make_env = instruction_maker(EnvInstruction)
+_make_label = instruction_maker(LabelInstruction)
+_make_arg = instruction_maker(ArgInstruction)
+_make_expose = instruction_maker(ExposeInstruction)
+_make_volume = instruction_maker(VolumeInstruction)
+_make_workdir = instruction_maker(WorkdirInstruction)
+_make_user = instruction_maker(UserInstruction)
+_make_stopsignal = instruction_maker(StopsignalInstruction)
+_make_maintainer = instruction_maker(MaintainerInstruction)
+_make_onbuild = instruction_maker(OnbuildInstruction)
 
 RUN_FLAGS: FlagSpec = {
     "mount": FlagKind.STRINGS,
@@ -44,6 +60,7 @@ RUN_FLAGS: FlagSpec = {
 }
 FROM_FLAGS: FlagSpec = {"platform": FlagKind.STRING}
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
+_SAME_CASING = frozenset({("AS", "FROM"), ("as", "from")})  # the usual spellings, checked fast
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 
 
@@ -57,10 +74,12 @@ class UnknownInstructionError(InstructionError):
 
 
 def convert_from(ctx: ConvertContext) -> FromInstruction:
-    args = whitespace_words(ctx.rest)
+    args = ctx.rest.split(" ")  # whitespace_words' common case, without the call (per stage)
+    if "" in args or not ctx.rest.isprintable():
+        args = whitespace_words(ctx.rest)
     name: str | None = None
     if len(args) == 3 and args[1].lower() == "as":
-        name = args[2].lower()
+        name = args[2] if args[2].islower() else args[2].lower()  # no copy per stage
         if not _STAGE_NAME.match(name):
             raise InstructionError(
                 f'invalid name for build stage: "{args[2]}", '
@@ -69,37 +88,40 @@ def convert_from(ctx: ConvertContext) -> FromInstruction:
         if args[2] != name:
             ctx.warn(f"Stage name '{args[2]}' should be lowercase", "StageNameCasing")
         written = ctx.node.keyword
-        if (args[1] == args[1].lower()) != (written == written.lower()):
+        if (args[1], written) not in _SAME_CASING and (
+            (args[1] == args[1].lower()) != (written == written.lower())
+        ):
             ctx.warn(f"'{args[1]}' and '{written}' keywords' casing do not match", "FromAsCasing")
     elif len(args) != 1:
         raise InstructionError("FROM requires either one or three arguments")
-    flags = ctx.flags(FROM_FLAGS)
-    return ctx.instruction(
-        FromInstruction, flags, image=args[0], name=name, platform=flags.string("platform")
-    )
+    flags = ctx.flags(FROM_FLAGS) if ctx.node.flags else NO_FLAGS  # no call per stage
+    platform = flags.values.get("platform")  # flags.string, without the call
+    return _make_from(ctx, flags, image=args[0], name=name, platform=platform)
 
 
 def _command_line(ctx: ConvertContext) -> tuple[list[str] | str, bool]:
-    exec_args = ctx.json_args()
+    exec_args = ctx.json_args() if ctx.rest.startswith("[") else None
     if exec_args is not None:
         return exec_args, True
     return ctx.rest, False
 
 
 def convert_run(ctx: ConvertContext) -> RunInstruction:
-    flags = ctx.flags(RUN_FLAGS)
-    command, exec_form = _command_line(ctx)
+    # ctx.flags and _command_line, called only when there is something to parse (per line)
+    flags = ctx.flags(RUN_FLAGS) if ctx.node.flags else NO_FLAGS
+    command, exec_form = _command_line(ctx) if ctx.rest.startswith("[") else (ctx.rest, False)
     if command == "" and not ctx.node.heredocs:
         raise InstructionError("RUN requires at least one argument")
-    return ctx.instruction(
-        RunInstruction,
+    values = flags.values  # flags.string and flags.strings, without the calls (one per line)
+    return _make_run(
+        ctx,
         flags,
         command=command,
         exec_form=exec_form,
         heredocs=ctx.node.heredocs,
-        mounts=flags.strings("mount"),
-        network=flags.string("network"),
-        security=flags.string("security"),
+        mounts=flags.lists.get("mount", ()),
+        network=values.get("network"),
+        security=values.get("security"),
     )
 
 
@@ -116,16 +138,14 @@ def convert_cmd(ctx: ConvertContext) -> CmdInstruction:
     flags = ctx.flags({})
     command, exec_form = _command_line(ctx)
     _recommend_json(ctx, exec_form)
-    return ctx.instruction(CmdInstruction, flags, command=command, exec_form=exec_form, heredocs=())
+    return _make_cmd(ctx, flags, command=command, exec_form=exec_form, heredocs=())
 
 
 def convert_entrypoint(ctx: ConvertContext) -> EntrypointInstruction:
     flags = ctx.flags({})
     command, exec_form = _command_line(ctx)
     _recommend_json(ctx, exec_form)
-    return ctx.instruction(
-        EntrypointInstruction, flags, command=command, exec_form=exec_form, heredocs=()
-    )
+    return _make_entrypoint(ctx, flags, command=command, exec_form=exec_form, heredocs=())
 
 
 def convert_shell(ctx: ConvertContext) -> ShellInstruction:
@@ -135,7 +155,7 @@ def convert_shell(ctx: ConvertContext) -> ShellInstruction:
         raise InstructionError("SHELL requires the arguments to be in JSON form")
     if not exec_args:
         raise InstructionError("SHELL requires at least one argument")
-    return ctx.instruction(ShellInstruction, flags, shell=exec_args)
+    return _make_shell(ctx, flags, shell=exec_args)
 
 
 def _key_values(ctx: ConvertContext) -> tuple[tuple[tuple[str, str], ...], bool]:
@@ -169,13 +189,13 @@ def _key_values(ctx: ConvertContext) -> tuple[tuple[tuple[str, str], ...], bool]
 def convert_env(ctx: ConvertContext) -> EnvInstruction:
     flags = ctx.flags({})
     pairs, legacy = _key_values(ctx)
-    return ctx.instruction(EnvInstruction, flags, pairs=pairs, legacy=legacy)
+    return _make_env(ctx, flags, pairs=pairs, legacy=legacy)
 
 
 def convert_label(ctx: ConvertContext) -> LabelInstruction:
     flags = ctx.flags({})
     pairs, legacy = _key_values(ctx)
-    return ctx.instruction(LabelInstruction, flags, pairs=pairs, legacy=legacy)
+    return _make_label(ctx, flags, pairs=pairs, legacy=legacy)
 
 
 def convert_arg(ctx: ConvertContext) -> ArgInstruction:
@@ -189,14 +209,14 @@ def convert_arg(ctx: ConvertContext) -> ArgInstruction:
         if not key:
             raise InstructionError("ARG names can not be blank")
         args.append((key, value if has_equals else None))
-    return ctx.instruction(ArgInstruction, flags, args=tuple(args))
+    return _make_arg(ctx, flags, args=tuple(args))
 
 
 def convert_expose(ctx: ConvertContext) -> ExposeInstruction:
     ports = whitespace_words(ctx.rest)
     if not ports:
         raise InstructionError("EXPOSE requires at least one argument")
-    return ctx.instruction(ExposeInstruction, ctx.flags({}), ports=tuple(ports))
+    return _make_expose(ctx, ctx.flags({}), ports=tuple(ports))
 
 
 def convert_volume(ctx: ConvertContext) -> VolumeInstruction:
@@ -207,7 +227,7 @@ def convert_volume(ctx: ConvertContext) -> VolumeInstruction:
     flags = ctx.flags({})
     if any(not p.strip() for p in paths):
         raise InstructionError("VOLUME specified can not be an empty string")
-    return ctx.instruction(VolumeInstruction, flags, paths=tuple(p.strip() for p in paths))
+    return _make_volume(ctx, flags, paths=tuple(p.strip() for p in paths))
 
 
 def _single(ctx: ConvertContext) -> str:
@@ -218,23 +238,23 @@ def _single(ctx: ConvertContext) -> str:
 
 def convert_workdir(ctx: ConvertContext) -> WorkdirInstruction:
     path = _single(ctx)
-    return ctx.instruction(WorkdirInstruction, ctx.flags({}), path=path)
+    return _make_workdir(ctx, ctx.flags({}), path=path)
 
 
 def convert_user(ctx: ConvertContext) -> UserInstruction:
     user = _single(ctx)
-    return ctx.instruction(UserInstruction, ctx.flags({}), user=user)
+    return _make_user(ctx, ctx.flags({}), user=user)
 
 
 def convert_stopsignal(ctx: ConvertContext) -> StopsignalInstruction:
     signal = _single(ctx)
-    return ctx.instruction(StopsignalInstruction, ctx.flags({}), signal=signal)
+    return _make_stopsignal(ctx, ctx.flags({}), signal=signal)
 
 
 def convert_maintainer(ctx: ConvertContext) -> MaintainerInstruction:
     name = _single(ctx)
     ctx.warn("Maintainer instruction is deprecated in favor of using label", "MaintainerDeprecated")
-    return ctx.instruction(MaintainerInstruction, ctx.flags({}), name=name)
+    return _make_maintainer(ctx, ctx.flags({}), name=name)
 
 
 def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
@@ -251,10 +271,10 @@ def convert_onbuild(ctx: ConvertContext) -> OnbuildInstruction:
     trigger = _ONBUILD_PREFIX.sub("", ctx.node.original, count=1)
     for heredoc in ctx.node.heredocs:
         trigger += "\n" + heredoc.content + heredoc.name
-    return ctx.instruction(OnbuildInstruction, flags, trigger=trigger)
+    return _make_onbuild(ctx, flags, trigger=trigger)
 
 
-_CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
+CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
     "ADD": convert_add,
     "ARG": convert_arg,
     "CMD": convert_cmd,
@@ -274,12 +294,12 @@ _CONVERTERS: dict[str, Callable[[ConvertContext], Instruction]] = {
     "VOLUME": convert_volume,
     "WORKDIR": convert_workdir,
 }
-KEYWORDS = frozenset(_CONVERTERS)
+KEYWORDS = frozenset(CONVERTERS)
 
 
 def convert(ctx: ConvertContext) -> Instruction:
     """The typed instruction for ``ctx.node``; raises InstructionError (no file/line yet)."""
-    converter = _CONVERTERS.get(ctx.keyword)
+    converter = CONVERTERS.get(ctx.keyword)
     if converter is None:
         raise UnknownInstructionError(ctx.node.keyword)
     return converter(ctx)

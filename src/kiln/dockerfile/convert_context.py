@@ -8,18 +8,42 @@ warnings — and a small object keeps each converter a short function.
 from __future__ import annotations
 
 import sys
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-from kiln.dockerfile.bulk import frozen_instance
+from kiln.dockerfile.bulk import maker
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.flags import NO_FLAGS, FlagError, FlagSpec, ParsedFlags, parse_flags
 from kiln.dockerfile.instructions import Instruction
 from kiln.dockerfile.syntax import Node
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array
 
-__all__ = ["ConvertContext", "InstructionError"]
+__all__ = ["ConvertContext", "InstructionError", "instruction_maker"]
 
 InstructionT = TypeVar("InstructionT", bound=Instruction)
+
+
+def instruction_maker(cls: type[InstructionT]) -> Callable[..., InstructionT]:
+    """``make(ctx, parsed_flags, *, <the fields of cls beyond Instruction's>)``: the ``cls``
+    instruction of ``ctx``'s node (see ``bulk.maker``; a converter makes its maker once, at
+    import). The common fields come from the node, ``flags`` from ``parsed_flags``."""
+    return maker(
+        cls,
+        "ctx, parsed",
+        "node = ctx.node",
+        keyword="ctx.keyword",
+        line="node.line",
+        end_line="node.end_line",
+        original="node.original",
+        source="node.source",
+        flags="dict(parsed.values) if parsed.values else EMPTY_FLAGS",
+        raw_flags="node.flags",
+    )
+
+
+# Keywords as written -> upper case (``RUN`` and ``run`` are the usual few spellings).
+_UPPER: dict[str, str] = {}
+_UPPER_LIMIT = 256
 
 
 class InstructionError(ValueError):
@@ -27,18 +51,28 @@ class InstructionError(ValueError):
 
 
 class ConvertContext:
-    """One node being converted, and the warnings found while converting it.
+    """The node being converted, and the warnings found while converting it.
 
-    A plain class with slots: one is made per instruction, and ``keyword`` (asked for several
-    times per conversion) is upper-cased once here.
+    One per parse, pointed at each node in turn with ``point_at`` (cheaper than a new object
+    per line); ``keyword`` (asked for several times per conversion) is upper-cased there.
     """
 
     __slots__ = ("escape", "keyword", "node", "rest", "warnings")
 
     def __init__(self, node: Node, escape: str) -> None:
-        self.node = node
         self.escape = escape
-        self.keyword = sys.intern(node.keyword.upper())  # one string per keyword, not per line
+        self.point_at(node)
+
+    def point_at(self, node: Node) -> None:
+        """Convert ``node`` next (with no warnings yet)."""
+        self.node = node
+        keyword = node.keyword
+        upper = _UPPER.get(keyword)
+        if upper is None:
+            upper = sys.intern(keyword.upper())  # one string per keyword, not per line
+            if len(_UPPER) < _UPPER_LIMIT:
+                _UPPER[keyword] = upper
+        self.keyword = upper
         self.rest = node.rest
         self.warnings: list[DockerfileWarning] | None = None  # most nodes have none
 
@@ -51,23 +85,10 @@ class ConvertContext:
         except FlagError as exc:
             raise InstructionError(str(exc)) from None
 
-    def instruction(
-        self, cls: type[InstructionT], parsed: ParsedFlags, **fields: Any
-    ) -> InstructionT:
-        """The ``cls`` instruction of this node: ``fields`` (every field of ``cls`` beyond the
-        ones all instructions have: see ``bulk.frozen_instance``) and the common ones."""
-        node = self.node
-        fields["keyword"] = self.keyword
-        fields["line"] = node.line
-        fields["end_line"] = node.end_line
-        fields["original"] = node.original
-        fields["source"] = node.source
-        fields["flags"] = {} if parsed is NO_FLAGS else dict(parsed.values)
-        fields["raw_flags"] = node.flags
-        return frozen_instance(cls, fields)
-
     def json_args(self) -> list[str] | None:
         """The exec-form list, or None in shell form; non-string arrays are an error."""
+        if not self.rest.startswith("["):  # the node's rest is stripped: shell form
+            return None
         try:
             return parse_json_array(self.rest)
         except NotStringArrayError as exc:

@@ -7,13 +7,16 @@ keeps the general converters short.
 
 from __future__ import annotations
 
-from kiln.dockerfile.convert_context import ConvertContext, InstructionError
+from kiln.dockerfile.convert_context import ConvertContext, InstructionError, instruction_maker
 from kiln.dockerfile.flags import FlagKind, FlagSpec
 from kiln.dockerfile.heredoc import Heredoc, parse_marker
 from kiln.dockerfile.instructions import AddInstruction, CopyInstruction
 from kiln.dockerfile.words import whitespace_words
 
 __all__ = ["ADD_FLAGS", "COPY_FLAGS", "convert_add", "convert_copy"]
+
+_make_copy = instruction_maker(CopyInstruction)
+_make_add = instruction_maker(AddInstruction)
 
 COPY_FLAGS: FlagSpec = {
     "from": FlagKind.STRING,
@@ -63,8 +66,8 @@ def convert_copy(ctx: ConvertContext) -> CopyInstruction:
     """``COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude]... src... dest``."""
     sources, dest, heredocs = _sources_and_dest(ctx)
     flags = ctx.flags(COPY_FLAGS)
-    return ctx.instruction(
-        CopyInstruction,
+    return _make_copy(
+        ctx,
         flags,
         sources=sources,
         dest=dest,
@@ -82,8 +85,8 @@ def convert_add(ctx: ConvertContext) -> AddInstruction:
     """``ADD [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] ... src... dest``."""
     sources, dest, heredocs = _sources_and_dest(ctx)
     flags = ctx.flags(ADD_FLAGS)
-    return ctx.instruction(
-        AddInstruction,
+    return _make_add(
+        ctx,
         flags,
         sources=sources,
         dest=dest,

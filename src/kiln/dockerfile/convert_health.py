@@ -6,13 +6,15 @@ validation and a config-shaped result (``["CMD-SHELL", text]``), unlike any othe
 
 from __future__ import annotations
 
-from kiln.dockerfile.convert_context import ConvertContext, InstructionError
+from kiln.dockerfile.convert_context import ConvertContext, InstructionError, instruction_maker
 from kiln.dockerfile.durations import DurationError, parse_duration
 from kiln.dockerfile.flags import FlagKind, FlagSpec, ParsedFlags
 from kiln.dockerfile.instructions import HealthcheckInstruction
 from kiln.dockerfile.words import NotStringArrayError, parse_json_array
 
 __all__ = ["HEALTHCHECK_FLAGS", "convert_healthcheck"]
+
+_make_healthcheck = instruction_maker(HealthcheckInstruction)
 
 HEALTHCHECK_FLAGS: FlagSpec = {
     "interval": FlagKind.STRING,
@@ -83,10 +85,10 @@ def convert_healthcheck(ctx: ConvertContext) -> HealthcheckInstruction:
             raise InstructionError(
                 f"HEALTHCHECK NONE takes no flags ({ctx.node.flags[0]} would have no effect)"
             )
-        return ctx.instruction(HealthcheckInstruction, ParsedFlags(), test=None)
+        return _make_healthcheck(ctx, ParsedFlags(), test=None)
     flags = ctx.flags(HEALTHCHECK_FLAGS)
-    return ctx.instruction(
-        HealthcheckInstruction,
+    return _make_healthcheck(
+        ctx,
         flags,
         test=_test(kind, rest),
         interval=_interval(flags, "interval"),

@@ -8,10 +8,12 @@ stage names are unique) and attaches ``file:line`` to every error on the way out
 from __future__ import annotations
 
 import gc
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.dockerfile.convert import UnknownInstructionError, convert
+from kiln.dockerfile.bulk import maker
+from kiln.dockerfile.convert import CONVERTERS, UnknownInstructionError, convert
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.instructions import ArgInstruction, FromInstruction, Instruction
@@ -82,13 +84,17 @@ class _StageBuilder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.meta_args: list[ArgInstruction] = []
-        # Each stage's FROM and its instructions so far; the frozen Stages are made once at
-        # the end (re-making a Stage per instruction made parsing quadratic).
-        self.opened: list[tuple[FromInstruction, list[Instruction]]] = []
-        self.current: list[Instruction] | None = None  # the instructions of the last stage
+        self.made: list[Stage] = []  # the stages before the open one
+        # The open stage: its FROM and its instructions so far. Its frozen Stage is made when
+        # the next FROM (or the end) closes it (re-making a Stage per instruction made parsing
+        # quadratic); the one list is reused for every stage.
+        self.from_: FromInstruction | None = None
+        self.current: list[Instruction] | None = None
         self.names: set[str] = set()
 
     def add(self, instruction: Instruction) -> None:
+        """Add ``instruction`` (``_parse`` calls ``open_stage`` or appends to ``current``
+        itself when it can: one call less per line)."""
         if type(instruction) is FromInstruction:
             self.open_stage(instruction)
         elif self.current is not None:
@@ -113,14 +119,31 @@ class _StageBuilder:
                     line=instruction.line,
                 )
             self.names.add(instruction.name)
-        self.current = []
-        self.opened.append((instruction, self.current))
+        if self.current is None:
+            self.current = []
+        else:
+            self.close_stage()
+        self.from_ = instruction
+
+    def close_stage(self) -> None:
+        from_, current = self.from_, self.current
+        if from_ is None or current is None:
+            return
+        self.made.append(
+            _make_stage(
+                name=from_.name, index=len(self.made), from_=from_, instructions=tuple(current)
+            )
+        )
+        current.clear()
 
     def stages(self) -> tuple[Stage, ...]:
-        return tuple(
-            Stage(from_.name, index, from_, tuple(instructions))
-            for index, (from_, instructions) in enumerate(self.opened)
-        )
+        """Every stage (the open one closed); call once, at the end."""
+        self.close_stage()
+        self.from_ = None
+        return tuple(self.made)
+
+
+_make_stage = maker(Stage)  # one Stage per FROM: the frozen __init__ is slow (see ``bulk``)
 
 
 def parse(text: str | bytes, filename: str = "Dockerfile") -> Dockerfile:
@@ -148,34 +171,14 @@ def _parse(text: str, filename: str) -> Dockerfile:
     reader = SyntaxReader(text, filename)
     builder = _StageBuilder(filename)
     converted: list[DockerfileWarning] = []
-    failure: DockerfileError | None = None
-    count = 0
-    # Nodes are converted as they are read and then dropped. The first error is kept and the
-    # rest of the file still read, so an error of the line layer further down (an
-    # unterminated heredoc) wins, as when every line was read before converting any.
-    for node in reader.iter_nodes():
-        count += 1
-        if failure is not None:
-            continue
-        ctx = ConvertContext(node, reader.directives.escape)
-        try:
-            instruction = convert(ctx)
-            if ctx.warnings:
-                converted.extend(ctx.warnings)
-            builder.add(instruction)
-        except UnknownInstructionError as exc:
-            hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
-            failure = DockerfileError(str(exc), file=filename, line=node.line, hint=hint)
-        except InstructionError as exc:
-            failure = DockerfileError(str(exc), file=filename, line=node.line)
-        except DockerfileError as exc:
-            failure = exc
+    failure = _convert_nodes(reader, builder, converted)
     if failure is not None:
         raise failure
     tree = reader.tree(())
     warnings = [*tree.warnings, *converted]
-    if not builder.opened:
-        what = "the file has no instructions" if not count else "there is no FROM"
+    if builder.current is None:
+        # Nodes but no stage and no error: every one was an ARG.
+        what = "there is no FROM" if builder.meta_args else "the file has no instructions"
         raise DockerfileError(
             f"no build stage in Dockerfile: {what}",
             file=filename,
@@ -190,3 +193,43 @@ def _parse(text: str, filename: str) -> Dockerfile:
         warnings=tuple(sorted(warnings, key=lambda w: w.line)),
         escape=tree.escape,
     )
+
+
+def _convert_nodes(
+    reader: SyntaxReader, builder: _StageBuilder, warnings: list[DockerfileWarning]
+) -> DockerfileError | None:
+    """Convert the nodes into ``builder`` as they are read (then drop them); the first error.
+
+    After an error the rest of the file is still read, so an error of the line layer further
+    down (an unterminated heredoc) wins, as when every line was read before converting any.
+    """
+    nodes = reader.iter_nodes()
+    first = next(nodes, None)
+    if first is None:
+        return None
+    ctx = ConvertContext(first, reader.directives.escape)  # known once a node has been read
+    converters = CONVERTERS
+    failure: DockerfileError | None = None
+    try:
+        for node in itertools.chain((first,), nodes):
+            ctx.point_at(node)
+            # ``convert`` without the call (it raises the error for an unknown keyword).
+            instruction = converters.get(ctx.keyword, convert)(ctx)
+            if ctx.warnings:
+                warnings.extend(ctx.warnings)
+            if type(instruction) is FromInstruction:
+                builder.open_stage(instruction)
+            elif builder.current is not None:
+                builder.current.append(instruction)
+            else:
+                builder.add(instruction)
+    except UnknownInstructionError as exc:
+        hint = f"did you mean {exc.suggestion}?" if exc.suggestion else None
+        failure = DockerfileError(str(exc), file=builder.filename, line=ctx.node.line, hint=hint)
+    except InstructionError as exc:
+        failure = DockerfileError(str(exc), file=builder.filename, line=ctx.node.line)
+    except DockerfileError as exc:
+        failure = exc
+    for _ in nodes:  # the rest of the file, for the line layer's errors
+        pass
+    return failure

@@ -44,12 +44,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Instruction:
     """What every instruction has: where it is and how it was written.
 
-    No ``slots`` here or in the subclasses: the parser makes one instruction per line with
-    ``bulk.frozen_instance``, which needs an instance ``__dict__`` (the figures are there).
+    Slotted (no instance ``__dict__``): the parser makes one instruction per line, with
+    ``bulk.maker`` (the figures are there). ``flags`` of an instruction without ``--flag``
+    words is the shared, unchangeable ``bulk.EMPTY_FLAGS``.
     """
 
     keyword: str
@@ -70,7 +71,7 @@ class Instruction:
         return self
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FromInstruction(Instruction):
     """``FROM [--platform=P] image [AS name]``; ``name`` is lower-cased as Docker does."""
 
@@ -85,7 +86,7 @@ class FromInstruction(Instruction):
         return replace(self, image=image, platform=platform)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _CommandLine(Instruction):
     """Shared shape of RUN/CMD/ENTRYPOINT.
 
@@ -98,7 +99,7 @@ class _CommandLine(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunInstruction(_CommandLine):
     """``RUN``; ``mounts`` are the raw ``--mount`` values in order, ``network``/``security`` raw."""
 
@@ -107,24 +108,24 @@ class RunInstruction(_CommandLine):
     security: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CmdInstruction(_CommandLine):
     """``CMD`` (shell form with empty text is allowed, as in Docker)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EntrypointInstruction(_CommandLine):
     """``ENTRYPOINT``."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ShellInstruction(Instruction):
     """``SHELL ["executable", "param"]`` (JSON form only)."""
 
     shell: list[str]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EnvInstruction(Instruction):
     """``ENV``; values keep their quotes (``a="x y"`` -> ``("a", '"x y"')``) until expansion."""
 
@@ -136,7 +137,7 @@ class EnvInstruction(Instruction):
         return replace(self, pairs=tuple((k, expander.word(v)) for k, v in self.pairs))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LabelInstruction(Instruction):
     """``LABEL``; like ENV, keys and values are unexpanded and keep their quotes."""
 
@@ -149,7 +150,7 @@ class LabelInstruction(Instruction):
         return replace(self, pairs=tuple((word(k), word(v)) for k, v in self.pairs))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ArgInstruction(Instruction):
     """``ARG name[=default] ...``; a None default means "no default given".
 
@@ -161,7 +162,7 @@ class ArgInstruction(Instruction):
     args: tuple[tuple[str, str | None], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ExposeInstruction(Instruction):
     """``EXPOSE 80 443/tcp`` (source order; unexpanded)."""
 
@@ -172,7 +173,7 @@ class ExposeInstruction(Instruction):
         return replace(self, ports=tuple(w for p in self.ports for w in expander.words(p)))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class VolumeInstruction(Instruction):
     """``VOLUME /a /b`` or ``VOLUME ["/a"]``."""
 
@@ -183,7 +184,7 @@ class VolumeInstruction(Instruction):
         return replace(self, paths=tuple(expander.word(p) for p in self.paths))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class WorkdirInstruction(Instruction):
     """``WORKDIR path``."""
 
@@ -194,7 +195,7 @@ class WorkdirInstruction(Instruction):
         return replace(self, path=expander.word(self.path))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UserInstruction(Instruction):
     """``USER user[:group]``."""
 
@@ -205,7 +206,7 @@ class UserInstruction(Instruction):
         return replace(self, user=expander.word(self.user))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CopyInstruction(Instruction):
     """``COPY``: ``sources`` are paths; inline files from heredocs are in ``heredocs``.
 
@@ -242,7 +243,7 @@ class CopyInstruction(Instruction):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AddInstruction(CopyInstruction):
     """``ADD``: COPY's fields plus ``checksum``, ``keep_git_dir`` and ``unpack`` (None: default)."""
 
@@ -251,7 +252,7 @@ class AddInstruction(CopyInstruction):
     unpack: bool | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StopsignalInstruction(Instruction):
     """``STOPSIGNAL SIGTERM`` or a number (unexpanded)."""
 
@@ -262,7 +263,7 @@ class StopsignalInstruction(Instruction):
         return replace(self, signal=expander.word(self.signal))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HealthcheckInstruction(Instruction):
     """``HEALTHCHECK``.
 
@@ -280,7 +281,7 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OnbuildInstruction(Instruction):
     """``ONBUILD <trigger>``; ``trigger`` is the text stored in the image config's OnBuild.
 
@@ -291,7 +292,7 @@ class OnbuildInstruction(Instruction):
     trigger: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MaintainerInstruction(Instruction):
     """``MAINTAINER name`` (deprecated; parsing adds a warning)."""
 

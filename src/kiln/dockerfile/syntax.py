@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from kiln.dockerfile.bulk import maker
 from kiln.dockerfile.diagnostics import DockerfileWarning
 from kiln.dockerfile.directives import DirectiveError, DirectiveReader
 from kiln.dockerfile.heredoc import Heredoc, HeredocMarker, chomp, markers_in_line
@@ -26,7 +26,8 @@ HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
 _BOM = "\ufeff"
 
 
-class Node(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Node:
     """One instruction as read from the file, before its arguments are interpreted.
 
     ``original`` is the logical line: continuation characters removed and the following lines
@@ -34,10 +35,10 @@ class Node(NamedTuple):
     lines ``line``..``end_line``, heredoc bodies included. ``flags`` are the raw ``--flag``
     words, ``rest`` the argument text after them.
 
-    A NamedTuple rather than a frozen dataclass because one is made per instruction and
-    dropped as soon as it is converted, and CPython 3.11's frozen ``__init__`` is slow
-    (see ``bulk``): as a frozen slotted dataclass, 2.5 MB of the ``instructions`` shape of
-    ``bench/parse_dockerfile.py`` took 0.63 s instead of 0.50 s (medians of 5, interleaved).
+    One is made per instruction (by ``_make_node``, see ``bulk``) and read about ten times
+    while it is converted: slots make those reads direct (a NamedTuple's field is a
+    descriptor call, about a tenth of the parse of ``bench/parse_dockerfile.py``'s
+    ``instructions`` shape).
     """
 
     keyword: str
@@ -51,6 +52,9 @@ class Node(NamedTuple):
     comments: tuple[str, ...] = ()
 
 
+_make_node = maker(Node, positional=True)
+
+
 @dataclass(frozen=True, slots=True)
 class SyntaxTree:
     """Everything the line layer found: directives, the escape character, nodes, warnings."""
@@ -62,16 +66,6 @@ class SyntaxTree:
     line_count: int
 
 
-def _physical_lines(text: str) -> list[str]:
-    if text.startswith(_BOM):
-        text = text[1:]
-    parts = text.split("\n")
-    lines = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
-
-
 def _trim_newline(line: str) -> str:
     return line.rstrip("\r\n")
 
@@ -81,11 +75,26 @@ def _is_comment(line: str) -> bool:
 
 
 class _LineReader:
-    """Walks physical lines, tracking the 1-based number of the last line taken."""
+    """Walks physical lines, tracking the 1-based number of the last line taken.
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
+    ``lines`` are the text split at "\n", without it: a common line's ``original`` is then
+    that very string (no copy per line), and ``raw`` adds the newline back for ``source``.
+    """
+
+    def __init__(self, text: str) -> None:
+        if text.startswith(_BOM):
+            text = text[1:]
+        self.lines = text.split("\n")
+        last = self.lines.pop()  # "" when the text ends with a newline (or is empty)
+        self.with_newline = len(self.lines)  # lines before this index end with "\n"
+        if last:
+            self.lines.append(last)
         self.taken = 0
+
+    def raw(self, index: int) -> str:
+        """Line ``index`` (0-based) as in the file, with its newline."""
+        line = self.lines[index]
+        return line + "\n" if index < self.with_newline else line
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -94,7 +103,7 @@ class _LineReader:
         if self.taken >= len(self.lines):
             raise StopIteration
         self.taken += 1
-        return self.lines[self.taken - 1]
+        return self.raw(self.taken - 1)
 
 
 class SyntaxReader:
@@ -102,7 +111,7 @@ class SyntaxReader:
 
     def __init__(self, text: str, filename: str) -> None:
         self.filename = filename
-        self.reader = _LineReader(_physical_lines(text))
+        self.reader = _LineReader(text)
         self.directives = DirectiveReader()
         self.continuation = re.compile(re.escape("\\") + r"[ \t]*$")
         self.nodes: list[Node] = []
@@ -136,31 +145,48 @@ class SyntaxReader:
         reader = self.reader
         lines = reader.lines
         count = len(lines)
+        with_newline = reader.with_newline
         directives = self.directives
         pending = self.nodes
         taken = reader.taken
         escape = directives.escape
+        blank_or_escape = " \t" + escape
         while taken < count:
-            raw = lines[taken]
+            line = lines[taken]
             taken += 1
             if directives.done:
                 # The common line: one whole instruction, no comment, continuation or heredoc.
                 # Taken here without the general loop (same result, a third of the work).
-                stripped = raw.rstrip("\r\n").lstrip()
+                stripped = line.rstrip("\r").lstrip()  # usually ``line`` itself
                 if (
                     stripped
                     and stripped[0] != "#"
                     and "<<" not in stripped
-                    and not stripped.rstrip(" \t").endswith(escape)
+                    and (
+                        stripped[-1] not in blank_or_escape  # the usual answer, without a copy
+                        or not stripped.rstrip(" \t").endswith(escape)
+                    )
                 ):
-                    keyword, flags, rest = split_command(stripped)
+                    keyword, space, rest = stripped.partition(" ")
+                    if space and keyword.isalpha():  # split_command, without the call
+                        rest = rest.strip()
+                        if rest.startswith("--"):
+                            keyword, flags, rest = split_command(stripped)
+                        else:
+                            flags = ()
+                    else:
+                        keyword, flags, rest = split_command(stripped)
                     comments = self.take_comments() if self.comments else ()
-                    yield Node(keyword, flags, rest, stripped, taken, taken, raw, (), comments)
+                    raw = line + "\n" if taken <= with_newline else line
+                    yield _make_node(
+                        keyword, flags, rest, stripped, taken, taken, raw, (), comments
+                    )
                     continue
             reader.taken = taken
-            self.read_instruction(raw)
+            self.read_instruction(reader.raw(taken - 1))
             taken = reader.taken
             escape = directives.escape  # set by a directive, which only this path reads
+            blank_or_escape = " \t" + escape
             if pending:  # a line starts at most one node
                 yield pending.pop()
         reader.taken = taken
@@ -219,7 +245,9 @@ class SyntaxReader:
         end = self.reader.taken
         text = "".join(source)
         comments = self.take_comments()
-        self.nodes.append(Node(keyword, flags, rest, logical, start, end, text, heredocs, comments))
+        self.nodes.append(
+            _make_node(keyword, flags, rest, logical, start, end, text, heredocs, comments)
+        )
 
     def take_comments(self) -> tuple[str, ...]:
         """The comment lines read since the last node (for the next node)."""

@@ -156,6 +156,11 @@ def quote_aware_words(text: str, escape: str = "\\") -> list[str]:
 
 def whitespace_words(text: str) -> list[str]:
     """Split on whitespace runs, ignoring quotes (``parseStringsWhitespaceDelimited``)."""
+    words = text.split(" ")
+    # Single spaces and no other blank (a printable text holds no \t\v\f\r, nor any other
+    # whitespace but " "): the common case, without the regex.
+    if "" not in words and text.isprintable():
+        return words
     stripped = text.strip()  # then no run of blanks is left at either end to give an ""
     return _WHITESPACE.split(stripped) if stripped else []
 
