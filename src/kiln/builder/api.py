@@ -47,8 +47,8 @@ def build_image(
     destinations: Iterable[str | Reference] = (),
     build_args: Mapping[str, str | None] | None = None,
     labels: Mapping[str, str] | None = None,
-    cache_from: str | Iterable[str] = (),
-    cache_to: str | Iterable[str] = (),
+    cache_from: str | Iterable[str] | None = (),
+    cache_to: str | Iterable[str] | None = (),
     **options: Any,
 ) -> BuildResult:
     """Build an image from a Dockerfile and a context; push and/or save it as asked.
@@ -134,7 +134,10 @@ def _strings(value: object, name: str) -> list[str | Reference]:
 
 
 def _texts(value: object, name: str) -> list[str]:
-    """Cache specs: one string, or a list of them (a lone string is not split into letters)."""
+    """Cache specs: one string, or a list of them (a lone string is not split into letters);
+    None is none."""
+    if value is None:
+        return []
     if isinstance(value, str):
         return [value]
     items: list[object] = list(value) if isinstance(value, Iterable) else [value]
