@@ -124,19 +124,6 @@ def test_abbreviations_are_unknown_flags(
 
 
 @pytest.mark.parametrize(
-    "flag", ["--compressed-caching=true", "--cache-from=r/c", "--cache-to=r/c"]
-)
-def test_unimplemented_cache_flags_are_refused_not_misread(flag: str, tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    result = run_kiln("build", "--no-push", flag, str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    name = flag.partition("=")[0]
-    assert f"{name}: " in result.stderr and "is not implemented by kiln" in result.stderr
-    assert result.stdout == ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Dockerfile"]  # no directory `true`
-
-
-@pytest.mark.parametrize(
     ("words", "field", "value"),
     [
         (["--cache=true"], "cache", True),

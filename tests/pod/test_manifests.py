@@ -30,7 +30,13 @@ def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_manifests_exist() -> None:
-    assert {p.name for p in MANIFESTS} >= {"job.yaml", "pod.yaml", "cache-pvc.yaml"}
+    assert {p.name for p in MANIFESTS} >= {
+        "job.yaml",
+        "pod.yaml",
+        "cache-pvc.yaml",
+        "job-registry-cache.yaml",
+        "jobs-shared-cache.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -88,3 +94,49 @@ def test_init_command_matches_the_executor_entrypoint() -> None:
     )
     assert entrypoint[:4] == ["/kiln/bin/python3", "-s", "-m", "kiln.cli.main"]
     assert entrypoint[4] == "executor"
+
+
+CACHED_JOBS = ["job-registry-cache.yaml", "jobs-shared-cache.yaml"]
+
+
+@pytest.mark.parametrize("name", CACHED_JOBS)
+def test_cached_build_jobs_share_one_cache_repository(name: str) -> None:
+    (doc,) = _documents(DEPLOY / "kubernetes" / name)
+    spec = _pod_spec(doc)
+    (build,) = spec["containers"]
+    context = build["securityContext"]
+    assert context["privileged"] is False and context["runAsUser"] == 0
+    assert "capabilities" not in context  # the runtime's default set, nothing added
+    assert build["image"].endswith("/kiln/executor:latest")
+    assert spec["restartPolicy"] == "Never"
+    mounts = {m["name"]: m["mountPath"] for m in build["volumeMounts"]}
+    assert mounts["registry-secret"] == "/kiln/.docker"  # also the cache repo's credentials
+    args = build["args"]
+    cache = [a for a in args if a.startswith(("--cache-repo=", "--cache-to="))]
+    assert [c.rpartition("=")[2] for c in cache] == ["registry.example.com/acme/app/cache"]
+    assert any(a.startswith("--cache-ttl=") for a in args)
+
+
+def test_concurrent_jobs_build_variants_in_parallel() -> None:
+    (doc,) = _documents(DEPLOY / "kubernetes" / "jobs-shared-cache.yaml")
+    spec = doc["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["parallelism"] == spec["completions"] > 1
+    (build,) = _pod_spec(doc)["containers"]
+    env = {e["name"] for e in build["env"]}
+    assert "JOB_COMPLETION_INDEX" in env  # declared, so $(JOB_COMPLETION_INDEX) expands in args
+    destinations = [a for a in build["args"] if a.startswith("--destination=")]
+    assert destinations and all("$(JOB_COMPLETION_INDEX)" in d for d in destinations)
+
+
+@pytest.mark.parametrize("name", CACHED_JOBS)
+def test_cached_job_args_parse_as_kiln_flags(name: str) -> None:
+    from kiln.cli.build_command import options_from_args
+    from kiln.cli.main import make_parser
+
+    (doc,) = _documents(DEPLOY / "kubernetes" / name)
+    (build,) = _pod_spec(doc)["containers"]
+    args = [a.replace("$(JOB_COMPLETION_INDEX)", "0") for a in build["args"]]
+    options = options_from_args(make_parser().parse_args(["executor", *args]))
+    assert options.cache_repo is not None and options.push_cache
+    assert options.cache_repo.repository == "acme/app/cache"

@@ -15,6 +15,7 @@ from typing import Any
 
 from kiln.builder.builder import BuildResult, build
 from kiln.builder.cache_setup import parse_cache_ttl
+from kiln.builder.cache_specs import options_from_cache_specs
 from kiln.builder.options import (
     BuildOptions,
     RegistryOptions,
@@ -46,6 +47,8 @@ def build_image(
     destinations: Iterable[str | Reference] = (),
     build_args: Mapping[str, str | None] | None = None,
     labels: Mapping[str, str] | None = None,
+    cache_from: str | Iterable[str] | None = (),
+    cache_to: str | Iterable[str] | None = (),
     **options: Any,
 ) -> BuildResult:
     """Build an image from a Dockerfile and a context; push and/or save it as asked.
@@ -54,6 +57,9 @@ def build_image(
     ``no_push=True, tar_path="out/app.tar", insecure_registries=("127.0.0.1:5000",)``.
     Destinations and ``platform`` may be given as text (``"reg/app:1"``, ``"linux/arm64"``):
     they are parsed here, once, and a malformed one is a ``UsageError`` naming it.
+    ``cache_from``/``cache_to`` take buildx's cache specs as ``--cache-from``/``--cache-to`` do
+    (``"type=registry,ref=reg/app/cache"``, ``"type=local,dest=/var/cache/kiln"``) and set
+    ``cache_repo``, ``cache_dir``, ``push_cache`` and ``write_local_cache`` from them.
     """
     registry_kwargs = {k: v for k, v in options.items() if k in _REGISTRY_FIELDS}
     build_kwargs = {k: v for k, v in options.items() if k in _BUILD_FIELDS}
@@ -71,6 +77,11 @@ def build_image(
         build_kwargs["cache_ttl"] = parse_cache_ttl(build_kwargs["cache_ttl"])
     if "no_cache_stages" in build_kwargs:
         build_kwargs["no_cache_stages"] = tuple(build_kwargs["no_cache_stages"])
+    build_kwargs.update(
+        options_from_cache_specs(
+            _texts(cache_from, "cache_from"), _texts(cache_to, "cache_to"), build_kwargs
+        )
+    )
     if "ignore_paths" in build_kwargs:
         build_kwargs["ignore_paths"] = tuple(build_kwargs["ignore_paths"])
     for key in ("insecure_registries", "skip_tls_verify_registries", "registry_mirrors"):
@@ -122,9 +133,29 @@ def _strings(value: object, name: str) -> list[str | Reference]:
     return list(value)
 
 
+def _texts(value: object, name: str) -> list[str]:
+    """Cache specs: one string, or a list of them (a lone string is not split into letters);
+    None is none."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    items: list[object] = list(value) if isinstance(value, Iterable) else [value]
+    texts = [item for item in items if isinstance(item, str)]
+    if len(texts) != len(items):
+        wrong = next(item for item in items if not isinstance(item, str))
+        raise UsageError(
+            f"{name} must be a cache spec or a list of them, not {type(wrong).__name__}",
+            hint=f'pass e.g. {name}="type=registry,ref=reg.example/app/cache"',
+        )
+    return texts
+
+
 def _unknown_options(names: list[str]) -> UsageError:
     """Name the keyword arguments kiln does not know, with the closest known ones."""
-    known = sorted(_BUILD_FIELDS | _REGISTRY_FIELDS | {"dockerfile", "destinations"})
+    known = sorted(
+        _BUILD_FIELDS | _REGISTRY_FIELDS | {"dockerfile", "destinations", "cache_from", "cache_to"}
+    )
     close = {n: difflib.get_close_matches(n, known, n=1) for n in names}
     guesses = [f"{n} -> {match[0]}" for n, match in close.items() if match]
     return UsageError(

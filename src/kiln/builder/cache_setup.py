@@ -1,6 +1,7 @@
 """Which layer cache a build uses, from its options: local, registry, both or none.
 
-Why apart from the builder: the rules (the cache dir holds a local cache unless ``no_cache``;
+Why apart from the builder: the rules (the cache dir holds a local cache unless ``no_cache``,
+read-only when it was only named by ``--cache-from``;
 ``cache``/``cache_repo`` add a registry cache, Kaniko's default repository being the first
 destination's ``/cache``; which options change layer bytes and so belong in every key) are
 policy the build loop should only receive as one value.
@@ -8,7 +9,9 @@ policy the build loop should only receive as one value.
 
 from __future__ import annotations
 
-from kiln.builder.cache import BuildCache, CacheSettings, LocalCache
+from collections.abc import Mapping
+
+from kiln.builder.cache import BuildCache, CacheEntry, CacheSettings, LocalCache
 from kiln.builder.cache.stage_cache import RemoteCache
 from kiln.builder.options import BuildOptions
 from kiln.builder.registries import RegistryPool
@@ -26,7 +29,7 @@ def open_build_cache(
         local = None
         remote: RemoteCache | None = None
     else:
-        local = LocalCache(options.cache_dir) if options.cache_dir is not None else None
+        local = _local(options)
         remote = _remote(options, store, pool)
     if local is None and remote is None and options.cache_report is None:
         return None
@@ -45,6 +48,28 @@ def open_build_cache(
         },
     )
     return BuildCache(settings, store)
+
+
+def _local(options: BuildOptions) -> LocalCache | None:
+    if options.cache_dir is None:
+        return None
+    if options.write_local_cache:
+        return LocalCache(options.cache_dir)
+    return ReadOnlyLocalCache(options.cache_dir)
+
+
+class ReadOnlyLocalCache(LocalCache):
+    """A local cache that is looked up and never changed (``--cache-from type=local,src=DIR``
+    without ``--cache-to`` there): entries and the miss-explaining index stay as they were."""
+
+    def store(self, entry: CacheEntry) -> None:
+        """Nothing is added to a cache only read from."""
+
+    def forget(self, key_hex: str) -> None:
+        """A damaged entry stays too (this build just misses it)."""
+
+    def remember(self, position: str, inputs: Mapping[str, str]) -> None:
+        """Nor is the index moved on."""
 
 
 def cache_repository(options: BuildOptions) -> Reference | None:

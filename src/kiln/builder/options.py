@@ -82,6 +82,7 @@ class BuildOptions:
     cache_repo: Reference | None = None
     cache_ttl: float | None = None  # seconds; older cache entries are misses
     push_cache: bool = True  # False: look the registry cache up, never add to it
+    write_local_cache: bool = True  # False: look entries up in cache_dir, never add to them
     cache_run_layers: bool = True
     cache_copy_layers: bool = True
     no_cache: bool = False  # `docker build --no-cache`: run every step, cache nothing

@@ -312,7 +312,6 @@ _AS_GIVEN = (
     "isolation",
     "snapshotter",
     "jobs",
-    "cache_dir",
     "work_dir",
     "reproducible",
     "kiln_dir",
