@@ -8,7 +8,7 @@ keeps the general converters short.
 from __future__ import annotations
 
 from kiln.dockerfile.convert_context import ConvertContext, InstructionError, instruction_maker
-from kiln.dockerfile.flags import FlagKind, FlagSpec
+from kiln.dockerfile.flags import FlagKind, FlagSpec, ParsedFlags
 from kiln.dockerfile.heredoc import Heredoc, parse_marker
 from kiln.dockerfile.instructions import AddInstruction, CopyInstruction
 from kiln.dockerfile.words import whitespace_words
@@ -62,41 +62,39 @@ def _sources_and_dest(ctx: ConvertContext) -> tuple[tuple[str, ...], str, tuple[
     return tuple(paths), dest, tuple(inline)
 
 
+def _shared_fields(ctx: ConvertContext, spec: FlagSpec) -> tuple[ParsedFlags, dict[str, object]]:
+    """The flags and the fields COPY and ADD read the same way."""
+    sources, dest, heredocs = _sources_and_dest(ctx)
+    flags = ctx.flags(spec)
+    fields: dict[str, object] = {
+        "sources": sources,
+        "dest": dest,
+        "chown": flags.string("chown"),
+        "chmod": flags.string("chmod"),
+        "link": flags.boolean("link"),
+        "exclude": flags.strings("exclude"),
+        "heredocs": heredocs,
+    }
+    return flags, fields
+
+
 def convert_copy(ctx: ConvertContext) -> CopyInstruction:
     """``COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude]... src... dest``."""
-    sources, dest, heredocs = _sources_and_dest(ctx)
-    flags = ctx.flags(COPY_FLAGS)
+    flags, fields = _shared_fields(ctx, COPY_FLAGS)
     return _make_copy(
-        ctx,
-        flags,
-        sources=sources,
-        dest=dest,
-        chown=flags.string("chown"),
-        chmod=flags.string("chmod"),
-        from_=flags.string("from"),
-        link=flags.boolean("link"),
-        parents=flags.boolean("parents"),
-        exclude=flags.strings("exclude"),
-        heredocs=heredocs,
+        ctx, flags, **fields, from_=flags.string("from"), parents=flags.boolean("parents")
     )
 
 
 def convert_add(ctx: ConvertContext) -> AddInstruction:
     """``ADD [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] ... src... dest``."""
-    sources, dest, heredocs = _sources_and_dest(ctx)
-    flags = ctx.flags(ADD_FLAGS)
+    flags, fields = _shared_fields(ctx, ADD_FLAGS)
     return _make_add(
         ctx,
         flags,
-        sources=sources,
-        dest=dest,
-        chown=flags.string("chown"),
-        chmod=flags.string("chmod"),
+        **fields,
         from_=None,
-        link=flags.boolean("link"),
         parents=False,
-        exclude=flags.strings("exclude"),
-        heredocs=heredocs,
         checksum=flags.string("checksum"),
         keep_git_dir=flags.boolean("keep-git-dir"),
         unpack=flags.optional_boolean("unpack"),
