@@ -1,9 +1,11 @@
 """The builders under test, each behind the same three calls: reset, build(+push), close.
 
 Why a class per builder: each keeps state differently (kiln a cache directory, buildah a
-storage root, Docker a daemon's data-root), and "cold" means something concrete for each: a
-fresh store with nothing pulled and no layer cache. ``keep_state=True`` (the rebuild scenario)
-skips the reset, so the base image is already pulled and unpacked from the previous build.
+storage root, Docker a daemon's data-root, Kaniko nothing: every run is a new container), and
+"cold" means something concrete for each: a fresh store with nothing pulled and no layer cache.
+``keep_state=True`` (the rebuild scenario) skips the reset, so the base image is already pulled
+and unpacked from the previous build. ``build(..., cache=RegistryCache(...))`` turns on each
+builder's own registry layer cache (the ``ci-rebuild``/``no-change`` scenarios).
 """
 
 from __future__ import annotations
@@ -13,12 +15,43 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from measure import Sample, run_measured
 from trash import Trash
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.podman import CONTAINERS_CONF  # noqa: E402
+
+#: The Kaniko executor image (an OCI archive): $KILN_BENCH_KANIKO, else ../shared/peers/ of the
+#: main checkout (a worktree sits one level deeper, in /work/wt/NAME).
+KANIKO_ARCHIVE = Path(
+    os.environ.get("KILN_BENCH_KANIKO")
+    or next(
+        (
+            str(up / "shared" / "peers" / "kaniko-executor-v1.28.3.oci.tar")
+            for up in REPO.parents
+            if (up / "shared" / "peers").is_dir()
+        ),
+        "kaniko-executor-v1.28.3.oci.tar",
+    )
+)
+KANIKO_IMAGE = "localhost/kaniko-executor:anchor"
+
+
+@dataclass(frozen=True)
+class RegistryCache:
+    """Where a builder keeps its layer cache in the registry.
+
+    ``repo`` is the cache repository (kiln, Kaniko, buildah); ``image`` is the image whose inline
+    cache Docker reads (``--cache-from``): the image the previous build pushed.
+    """
+
+    repo: str
+    image: str
 
 
 class Kiln:
@@ -36,7 +69,7 @@ class Kiln:
         self.name = name
         self.state = work / f"{name}-state"
         self.trash = trash
-        self.registry = registry
+        self.registries = registry.split(",")
         self.extra = extra
         self.log = work / f"{name}.log"
         self.src = src
@@ -48,11 +81,13 @@ class Kiln:
         self.trash.discard(self.state)
         (self.state / "work").mkdir(parents=True)
 
-    def build(self, context: Path, ref: str) -> Sample:
+    def build(self, context: Path, ref: str, cache: RegistryCache | None = None) -> Sample:
+        insecure = [f"--insecure-registry={host}" for host in self.registries]
+        cached = ["--cache=true", f"--cache-repo={cache.repo}"] if cache else []
         argv = [
-            sys.executable, "-m", "kiln.cli.main", "build", "-t", ref,
-            "--insecure-registry", self.registry, "--cache-dir", str(self.state / "cache"),
-            "--work-dir", str(self.state / "work"), *self.extra, str(context),
+            sys.executable, "-m", "kiln.cli.main", "build", "-t", ref, *insecure, *cached,
+            "--cache-dir", str(self.state / "cache"), "--work-dir", str(self.state / "work"),
+            *self.extra, str(context),
         ]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(self.src))
         return run_measured(argv, env=env, log=self.log, track_rss=True)
@@ -81,9 +116,10 @@ class Buildah:
         self.trash.discard(self.state)
         self.state.mkdir(parents=True)
 
-    def build(self, context: Path, ref: str) -> Sample:
+    def build(self, context: Path, ref: str, cache: RegistryCache | None = None) -> Sample:
+        cached = f"--layers --cache-from {cache.repo} --cache-to {cache.repo} " if cache else ""
         script = (
-            f"{' '.join(self._base())} bud --isolation chroot --tls-verify=false "
+            f"{' '.join(self._base())} bud --isolation chroot --tls-verify=false {cached}"
             f"--format docker -t {ref} {context} && "
             f"{' '.join(self._base())} push --tls-verify=false {ref} docker://{ref}"
         )
@@ -151,9 +187,12 @@ class Docker:
             self.trash.discard(self.state / name)
         self.daemon = self._start()
 
-    def build(self, context: Path, ref: str) -> Sample:
+    def build(self, context: Path, ref: str, cache: RegistryCache | None = None) -> Sample:
+        # Inline cache: the pushed image carries its cache metadata; the next build reads it.
+        cached = f"--build-arg BUILDKIT_INLINE_CACHE=1 --cache-from {cache.image} " if cache else ""
         script = (
-            f"/usr/bin/docker build --network host -t {ref} {context} && /usr/bin/docker push {ref}"
+            f"/usr/bin/docker build --network host {cached}-t {ref} {context} && "
+            f"/usr/bin/docker push {ref}"
         )
         daemons = [self.daemon.pid, *_pids_named("containerd")]
         return run_measured(["sh", "-c", script], env=self.env, log=self.log, daemons=daemons)
@@ -162,6 +201,70 @@ class Docker:
         self._stop()
         for name in ("data", "exec"):
             subprocess.run(["umount", "-R", str(self.state / name)], capture_output=True)
+        self.trash.discard(self.state)
+
+
+class Kaniko:
+    """The Kaniko executor image run the way a pod runs it, by podman (private storage).
+
+    Kaniko writes its image only by pushing it, and each run is a new container, so every run
+    starts from empty local state; ``reset`` has nothing to do. Its CPU is the container's
+    (cpuacct of a cgroup parent of its own, which keeps its children's usage) plus podman's.
+    """
+
+    name = "kaniko"
+    cgroup = "kiln-bench-kaniko"
+
+    def __init__(self, work: Path, trash: Trash) -> None:
+        self.state = work / "kaniko-state"
+        self.log = work / "kaniko.log"
+        self.trash = trash
+        trash.discard(self.state)
+        self.state.mkdir(parents=True)
+        (self.state / "containers.conf").write_text(CONTAINERS_CONF)
+        self.env = dict(
+            os.environ, CONTAINERS_CONF=str(self.state / "containers.conf"), HOME=str(self.state)
+        )
+        loaded = subprocess.run(
+            [*self._podman(), "load", "-i", str(KANIKO_ARCHIVE)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if loaded.returncode != 0:
+            sys.exit(
+                f"cannot load Kaniko from {KANIKO_ARCHIVE} (set KILN_BENCH_KANIKO): "
+                + loaded.stderr
+            )
+
+    def _podman(self) -> list[str]:
+        return [
+            "podman", "--root", str(self.state / "root"), "--runroot", str(self.state / "run"),
+            "--storage-driver", "overlay", "--runtime", "runc",
+        ]  # fmt: skip
+
+    def reset(self) -> None:
+        pass
+
+    def build(self, context: Path, ref: str, cache: RegistryCache | None = None) -> Sample:
+        argv = [
+            *self._podman(), "run", "--rm", "--network", "host",
+            "--cgroup-parent", f"/{self.cgroup}", "-v", f"{context}:/workspace", KANIKO_IMAGE,
+            "--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
+            "--destination", ref, "--insecure", "--insecure-pull",
+        ]  # fmt: skip
+        if cache:
+            argv += ["--cache=true", f"--cache-repo={cache.repo}"]
+        before = self._container_cpu()
+        sample = run_measured(argv, env=self.env, log=self.log)
+        return Sample(sample.wall, sample.cpu + self._container_cpu() - before)
+
+    def _container_cpu(self) -> float:
+        usage = Path("/sys/fs/cgroup/cpuacct", self.cgroup, "cpuacct.usage")
+        return int(usage.read_text()) / 1e9 if usage.exists() else 0.0
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-R", str(self.state / "root" / "overlay")], capture_output=True)
         self.trash.discard(self.state)
 
 

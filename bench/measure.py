@@ -20,11 +20,14 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Sample:
-    """One timed command: seconds of wall and CPU time, peak RSS in MiB (0 if not measured)."""
+    """One timed command: seconds of wall and CPU time, peak RSS in MiB (0 if not measured),
+    and bytes downloaded from / uploaded to the registry (counted by ``relay.py``; 0 if not)."""
 
     wall: float
     cpu: float
     rss_mib: float = 0.0
+    downloaded: int = 0
+    uploaded: int = 0
 
 
 class CommandFailed(RuntimeError):

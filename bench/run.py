@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""kiln's benchmark: each scenario built cold by kiln, buildah and Docker BuildKit, then pushed.
+"""kiln's benchmark: each scenario built cold by kiln, buildah, Docker BuildKit, Kaniko; pushed.
 
 Usage (as root, from the repository):  python3 bench/run.py [--scenarios tiny,big-layer]
-[--builders kiln,buildah,docker] [--runs N] [--work DIR] [--no-floors] [--kiln-args "..."]
+[--builders kiln,buildah,docker,kaniko] [--runs N] [--work DIR] [--no-floors] [--kiln-args "..."]
 [--kiln-src kiln-NAME=DIR]
 
 Why a harness in the repository: speed claims need the same inputs, the same registry and the
 same machine for every builder, measured in interleaved runs (A B C, then B C A, ...) because
 this machine's disk speed drifts. It prints, per scenario, each builder's median wall and CPU
 time, kiln's ratio to each peer, kiln's peak RSS, and the hardware floors (pigz -p2 over the big
-layer's bytes, tar | pigz -p2 over the copy-tree context). See bench/README.md.
+layer's bytes, tar | pigz -p2 over the copy-tree context), and for the registry-cache rebuilds
+(ci-rebuild, no-change) the bytes each builder downloaded and uploaded. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from builders import REPO, Buildah, Docker, Kiln
+from builders import REPO, Buildah, Docker, Kaniko, Kiln
+from cache_rebuild import measure_rebuild
 from measure import Sample, run_measured
+from relay import CountingRelay
 from scenarios import SCENARIOS, Scenario, make_scenarios, push_bases, write_floor_inputs
 from tests.support.registry_server import RegistryServer
 from trash import Trash
@@ -45,21 +48,24 @@ def main() -> int:
     trash = Trash(work / "trash")
     trash.settle_leftovers()
     registry = RegistryServer(workdir=_fresh_dir(work / "registry"))
-    builders: list[Kiln | Buildah | Docker] = []
+    relay = CountingRelay(registry.host)
+    hosts = f"{registry.host},{relay.host}"
+    builders: list[Kiln | Buildah | Docker | Kaniko] = []
     try:
-        print(f"registry {registry.host}; preparing inputs under {work}", flush=True)
+        print(f"registry {registry.host}, relay {relay.host}; inputs under {work}", flush=True)
         bases = push_bases(work, registry.host, names)
+        bases["busybox-relay"] = bases["busybox"].replace(registry.host, relay.host, 1)
         scenarios = make_scenarios(work, bases, names)
         other_kilns = dict(_named_source(spec) for spec in args.kiln_src)
         for name in args.builders.split(","):
             if name == "kiln":
                 src = _frozen_source(work) if args.freeze_source else REPO / "src"
-                builders.append(Kiln(work, registry.host, shlex.split(args.kiln_args), src, trash))
+                builders.append(Kiln(work, hosts, shlex.split(args.kiln_args), src, trash))
             elif name in other_kilns:
                 builders.append(
                     Kiln(
                         work,
-                        registry.host,
+                        hosts,
                         shlex.split(args.kiln_args),
                         other_kilns[name],
                         trash,
@@ -70,6 +76,8 @@ def main() -> int:
                 builders.append(Buildah(work, registry.host, trash))
             elif name == "docker":
                 builders.append(Docker(work, registry.host, trash))
+            elif name == "kaniko":
+                builders.append(Kaniko(work, trash))
             else:
                 sys.exit(f"unknown builder {name!r}")
         results: dict[tuple[str, str], list[Sample]] = {}
@@ -77,25 +85,38 @@ def main() -> int:
             order = builders[run % len(builders) :] + builders[: run % len(builders)]
             for builder in order:
                 for scenario in scenarios:
-                    if not scenario.keeps_state:
-                        builder.reset()
-                    ref = f"{registry.host}/bench/{scenario.name}:{builder.name}-{run}"
-                    sample = builder.build(scenario.context, ref)
+                    if scenario.rebuild:
+                        sample = measure_rebuild(builder, scenario, relay, run)
+                    else:
+                        if not scenario.keeps_state:
+                            builder.reset()
+                        ref = f"{registry.host}/bench/{scenario.name}:{builder.name}-{run}"
+                        sample = builder.build(scenario.context, ref)
                     results.setdefault((scenario.name, builder.name), []).append(sample)
                     print(
                         f"run {run + 1}/{args.runs} {scenario.name:<18} {builder.name:<8} "
                         f"wall {sample.wall:7.2f}s cpu {sample.cpu:7.2f}s"
-                        + (f" rss {sample.rss_mib:6.1f} MiB" if sample.rss_mib else ""),
+                        + (f" rss {sample.rss_mib:6.1f} MiB" if sample.rss_mib else "")
+                        + (
+                            f" registry down {_mb(sample.downloaded)} up {_mb(sample.uploaded)} MB"
+                            if scenario.rebuild
+                            else ""
+                        ),
                         flush=True,
                     )
         floors = {} if args.no_floors else _floors(work, scenarios, args.runs, trash)
         print()
         print(_table(names, [b.name for b in builders], results, floors))
+        traffic = [s.name for s in scenarios if s.rebuild]
+        if traffic:
+            print("\nregistry traffic of the measured rebuild, MB downloaded / uploaded:")
+            print(_traffic_table(traffic, [b.name for b in builders], results))
         if floors:
             print("\nfloors: " + "; ".join(f"{n}: {_FLOOR_NAMES[n]}" for n in floors))
     finally:
         for builder in builders:
             builder.close()
+        relay.close()
         registry.stop()
         trash.empty()
     return 0
@@ -104,7 +125,7 @@ def main() -> int:
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--builders", default="kiln,buildah,docker")
+    parser.add_argument("--builders", default="kiln,buildah,docker", help="also: kaniko")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/kiln-bench"))
     parser.add_argument("--no-floors", action="store_true", help="skip the pigz floors")
@@ -182,7 +203,31 @@ def _median(samples: list[Sample]) -> Sample:
         statistics.median(s.wall for s in samples),
         statistics.median(s.cpu for s in samples),
         max(s.rss_mib for s in samples),
+        int(statistics.median(s.downloaded for s in samples)),
+        int(statistics.median(s.uploaded for s in samples)),
     )
+
+
+def _mb(count: int) -> str:
+    return f"{count / 1e6:.1f}"
+
+
+def _traffic_table(
+    names: list[str], builders: list[str], results: dict[tuple[str, str], list[Sample]]
+) -> str:
+    rows = [["scenario", *builders]]
+    for name in names:
+        medians = {b: _median(results[(name, b)]) for b in builders if (name, b) in results}
+        rows.append(
+            [name]
+            + [
+                f"{_mb(medians[b].downloaded)} / {_mb(medians[b].uploaded)}"
+                if b in medians
+                else "-"
+                for b in builders
+            ]
+        )
+    return _align(rows)
 
 
 def _table(
@@ -206,7 +251,11 @@ def _table(
             f"{floor.wall:.2f} s (kiln {kiln.wall / floor.wall:.2f}x)" if floor and kiln else "-"
         )
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return _align(rows)
+
+
+def _align(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

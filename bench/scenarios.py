@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import os
 import random
+import resource
 import subprocess
 import sys
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from tests.support.base_image import make_oci_layout, push_layout
 BIG_HALF = 512 * 1024 * 1024
 MANY_DIRS, FILES_PER_DIR = 1500, 100
 TREE_DIRS, TREE_FILES_PER_DIR, TREE_FILE_SIZE = 400, 100, 10_000
+SOURCE_DIRS, SOURCE_FILES_PER_DIR, DEPS_MB = 20, 15, 64
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Scenario:
     name: str
     context: Path
     keeps_state: bool = False
+    #: ``"change"``/``"same"``: a registry-cache rebuild scenario (see ``cache_rebuild.py``)
+    rebuild: str = ""
 
 
 def push_bases(work: Path, registry: str, names: list[str]) -> dict[str, str]:
@@ -64,7 +67,7 @@ def make_scenarios(work: Path, bases: dict[str, str], names: list[str]) -> list[
         context.mkdir(parents=True, exist_ok=True)
         dockerfile, keeps = _DOCKERFILES[name](context, bases)
         (context / "Dockerfile").write_text(dockerfile)
-        made.append(Scenario(name, context, keeps))
+        made.append(Scenario(name, context, keeps, _REBUILDS.get(name, "")))
     return made
 
 
@@ -128,6 +131,52 @@ def _multi(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
     return stages + final, False
 
 
+def _service(context: Path, bases: dict[str, str]) -> tuple[str, bool]:
+    """A service as CI builds it: dependencies, sources, a build, a slim final stage.
+
+    The base comes through the counting relay (``busybox-relay``) so its pull is counted too.
+    ``KILN_BENCH_SMALL=1`` shrinks the dependency step (for the smoke test).
+    """
+    small = os.environ.get("KILN_BENCH_SMALL") == "1"
+    loops = _awk_loops_for(0.3 if small else 8.0)
+    megabytes = 2 if small else DEPS_MB
+    write_sources(context)
+    base = bases["busybox-relay"]
+    return (
+        f"FROM {base} AS build\n"
+        "WORKDIR /app\n"
+        f"RUN mkdir /deps && busybox awk 'BEGIN {{ for (i = 0; i < {loops}; i++) s += i; "
+        "print s }' > /deps/checksum && "
+        f"for i in $(seq {megabytes}); do head -c 1048576 /dev/urandom > /deps/lib$i.so; done\n"
+        "COPY src /app/src\n"
+        "RUN mkdir /out && cp /deps/checksum /out/deps.txt && md5sum src/*/* > /out/manifest && "
+        "tar -czf /out/app.tgz src\n"
+        f"FROM {base}\n"
+        "COPY --from=build /out /app\n"
+        'CMD ["cat", "/app/manifest"]\n',
+        False,
+    )
+
+
+def write_sources(context: Path) -> None:
+    """A few hundred small source files (deterministic), written afresh: undoes any change."""
+    rng = random.Random(13)
+    for d in range(SOURCE_DIRS):
+        directory = context / "src" / f"pkg{d:02}"
+        directory.mkdir(parents=True, exist_ok=True)
+        for f in range(SOURCE_FILES_PER_DIR):
+            words = " ".join(f"w{rng.randrange(10_000)}" for _ in range(200))
+            (directory / f"mod{f:02}.txt").write_text(f"module {d}.{f}\n{words}\n")
+
+
+def change_source(context: Path, token: str) -> None:
+    """The one-file edit of ``ci-rebuild``; ``token`` makes each run's edit new to the cache."""
+    with (context / "src" / "pkg00" / "mod00.txt").open("a") as source:
+        source.write(f"changed {token}\n")
+
+
+_REBUILDS = {"ci-rebuild": "change", "no-change": "same"}
+
 _DOCKERFILES = {
     "tiny": _tiny,
     "many-files-base": _many_base,
@@ -135,6 +184,8 @@ _DOCKERFILES = {
     "big-layer": _big,
     "copy-tree": _copy_tree,
     "multi-stage": _multi,
+    "ci-rebuild": _service,
+    "no-change": _service,
 }
 SCENARIOS = list(_DOCKERFILES)
 
@@ -143,16 +194,19 @@ def _awk_loops_for(seconds: float) -> int:
     """Iterations of a busybox awk loop that take ``seconds`` of one core here (calibrated).
 
     One process per stage, so a stage uses one core and stages can only gain by running side
-    by side (a ``head | md5sum`` pipe already kept both cores busy within one stage).
+    by side (a ``head | md5sum`` pipe already kept both cores busy within one stage). Calibrated
+    on the probe's CPU time, not its wall time: on this shared machine a busy moment would
+    otherwise shrink the loop (the first ci-rebuild run got ~5 s of CPU for "8 s").
     """
     probe = 4_000_000
-    start = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         ["busybox", "awk", f"BEGIN {{ for (i = 0; i < {probe}; i++) s += i; print s }}"],
         check=True,
         capture_output=True,
     )
-    used = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return int(probe * seconds / max(used, 0.01)) // 1000 * 1000
 
 

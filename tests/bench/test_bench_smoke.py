@@ -1,7 +1,8 @@
-"""The benchmark harness must keep working: its `tiny` scenario, kiln only, end to end."""
+"""The benchmark harness must keep working: `tiny` and a shrunk `ci-rebuild`, kiln only."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,24 @@ def test_tiny_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert wall > 0 and cpu > 0
     rss, unit = row.split()[4:6]
     assert unit == "MiB" and float(rss) > 0  # kiln's peak RSS was measured
+
+
+def test_ci_rebuild_scenario_counts_registry_traffic(tmp_path: Path) -> None:
+    """kiln only, with the dependency step shrunk (KILN_BENCH_SMALL): fill, edit, rebuild."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--scenarios", "ci-rebuild",
+         "--builders", "kiln", "--runs", "1", "--work", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, KILN_BENCH_SMALL="1"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    traffic = result.stdout.split("MB downloaded / uploaded:\n")[1].split("\n\n")[0]
+    row = traffic.splitlines()[2].split()
+    assert row[0] == "ci-rebuild"
+    downloaded, uploaded = float(row[1]), float(row[3])
+    # The rebuild starts empty: it pulls the base and the cached dependency layer (2 MB) ...
+    assert downloaded >= 2.0
+    # ... and pushes what the edit changed (sources, build output), not the dependency layer.
+    assert 0 < uploaded < 2.0
+    log = (tmp_path / "kiln.log").read_text()
+    rebuild = log.split("\n$ ")[-1]
+    assert "STEP 2: CACHED" in rebuild and "STEP 3: cache miss" in rebuild
