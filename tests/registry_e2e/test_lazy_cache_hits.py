@@ -6,7 +6,9 @@ a cached Dockerfile pushes the same image without a single layer blob GET: the b
 layers and the cached layers are mounted from their repositories. When only the last RUN
 misses, exactly the layers under it are downloaded (a builder stage read only through a cached
 COPY --from stays in the registry). A push to another registry streams the blobs through,
-leaving none on disk; an OCI layout from a cached build fetches them and unpacks the same.
+leaving none on disk; an OCI layout from a cached build fetches them and unpacks the same. A
+damaged blob in the cache repository goes unnoticed by hits (nothing reads it) and stops the
+build that reads it, naming it.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ pytestmark = pytest.mark.registry
 
 DOCKERFILE = """\
 FROM {base} AS tools
-RUN echo tools > /tools && date +%s%N > /tools-stamp
+RUN echo tools > /tools && od -An -tx1 -N16 /dev/urandom > /tools-stamp
 
 FROM {base}
 COPY --from=tools /tools /tools
 COPY app.py /app/
-RUN date +%s%N > /stamp
+RUN od -An -tx1 -N16 /dev/urandom > /stamp
 ARG LAST=1
-RUN echo "$LAST" > /last && date +%s%N > /last-stamp
+RUN echo "$LAST" > /last && od -An -tx1 -N16 /dev/urandom > /last-stamp
 """
 
 
@@ -173,13 +175,44 @@ def test_cached_image_streams_to_another_registry_and_saves_a_layout(
     assert _layers(elsewhere) == layers
     copied = umoci_unpack(elsewhere, tmp_path / "elsewhere")
     assert (copied / "last").read_text() == "1\n"
-    # An OCI layout needs the bytes: a cached build fetches them, and it unpacks the same.
-    layout = tmp_path / "pod3" / "oci"
+    # The file outputs need the bytes: a cached build fetches them, and they hold the same.
+    layout, tarball = tmp_path / "pod3" / "oci", tmp_path / "pod3" / "image.tar"
     saved = _build(proxy, context, tmp_path / "pod3", "--no-push", "--cache-repo", cache_repo,
-                   "--oci-layout-path", str(layout))  # fmt: skip
+                   "--oci-layout-path", str(layout), "--tar-path", str(tarball))  # fmt: skip
     assert saved == cold
+    from_tar = f"oci:{tmp_path / 'from-tar'}:x"
+    subprocess.run(["skopeo", "copy", f"docker-archive:{tarball}", from_tar],
+                   check=True, capture_output=True)  # fmt: skip
     subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:latest",
                     str(tmp_path / "unpacked")], check=True, capture_output=True)  # fmt: skip
     unpacked = tmp_path / "unpacked" / "rootfs"
     for name in ("tools", "app/app.py", "stamp", "last", "last-stamp", "big"):
         assert (unpacked / name).read_bytes() == (copied / name).read_bytes(), name
+
+
+def test_a_damaged_cached_blob_is_found_when_read_and_only_then(
+    proxy: FaultProxy, registry: RegistryServer, base_image: str, tmp_path: Path
+) -> None:
+    base = base_image.replace(registry.host, proxy.host)
+    context = _context(tmp_path, base)
+    cache_repo = f"{proxy.host}/{unique()}/cache"
+    cold, cold_ref = _cold(proxy, context, tmp_path / "pod1", cache_repo)
+    first_run = _layers(cold_ref.replace(proxy.host, registry.host))[-2]  # unique: random bytes
+    hex_ = first_run.partition(":")[2]
+    data = registry.workdir / "storage/docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # same size: only its digest gives it away
+    data.write_bytes(bytes(damaged))
+    # Hits read no blob: the fully cached rebuild mounts it as it is, none the wiser.
+    ref = f"{proxy.host}/{unique()}:warm"
+    assert _build(proxy, context, tmp_path / "pod2", "-d", ref, "--cache-repo", cache_repo) == cold
+    # The last RUN missing needs the files under it: the damage is found, and the build stops.
+    result = run_kiln(
+        "build", "--reproducible", "--image-format", "oci", "--insecure-registry", proxy.host,
+        "--work-dir", str(tmp_path / "pod3" / "work"), "--cache-dir", str(tmp_path / "pod3" / "c"),
+        "-d", f"{proxy.host}/{unique()}:changed", "--cache-repo", cache_repo,
+        "--build-arg", "LAST=2", str(context),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "hashes to sha256:" in result.stderr and first_run in result.stderr, result.stderr

@@ -6,7 +6,8 @@ config and the manifests (index included). Blobs already there are never downloa
 digest-pinned manifest found there needs no request, so a `--cache-dir` that outlives the build
 (or one filled by `kiln warm`) is a base-image cache. Mirrors are tried before the origin. The
 image must provide the requested platform: an index is searched for it, a single-platform image
-must be for it (its config says so).
+must be for it (its config says so). A build pulls lazily (``lazy``): the manifests and the
+config now, each layer when a stage's files are first needed (``remote_layer``).
 """
 
 from __future__ import annotations

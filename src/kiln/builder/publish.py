@@ -5,7 +5,9 @@ uploaded (or found present) and known present *before* the manifest goes up, so 
 never leaves a tag pointing at missing blobs. Known present means the registry said so: a HEAD
 answered 200, or it acknowledged the upload under the blob's digest (else a HEAD checks). A blob
 already there (shared with another image) costs one HEAD; one the pre-upload sent while the
-build ran (see `preupload`) costs nothing more, its upload's answer having confirmed it. The same
+build ran (see `preupload`) costs nothing more, its upload's answer having confirmed it. A layer
+still in a registry (`remote_layer.RemoteLayer`: a base image's, a cache hit's) is mounted from
+its repository on the same registry, or streamed from its registry, never downloaded first. The same
 rules serve `kiln build` and `kiln push`, so they live here and not in the build loop.
 """
 
