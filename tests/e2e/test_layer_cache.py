@@ -2,7 +2,8 @@
 
 Each build is a real `kiln build` (busybox base in the test registry, real RUN steps); the
 cache report (`--cache-report`) and the image digests are what is checked. A RUN writes
-`date +%s%N` into the image, so an identical layer digest proves the RUN did not run again.
+16 random bytes into the image (busybox's `date` has no `%N`: seconds would repeat), so an
+identical layer digest proves the RUN did not run again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ MULTI_STAGE = """\
     ARG VERSION=1
     WORKDIR /src
     COPY src/ ./
-    RUN echo "$VERSION" > /version && date +%s%N > /stamp
+    RUN echo "$VERSION" > /version && od -An -tx1 -N16 /dev/urandom > /stamp
     RUN <<EOF
     cat /version /src/app.py > /src/combined
     EOF
@@ -36,7 +37,7 @@ MULTI_STAGE = """\
     COPY <<EOF /note
     hello
     EOF
-    RUN date +%s%N > /final-stamp
+    RUN od -An -tx1 -N16 /dev/urandom > /final-stamp
 """
 
 

@@ -111,7 +111,7 @@ def test_stages_replace_the_root_but_never_kilns_paths(tmp_path: Path) -> None:
         with pytest.raises(BuildError, match="COPY/ADD wrote into /kiln/x"):
             stage.diff(["app", "kiln/x"])
         # COPY --from=stage reads that stage's layers from a directory of its own.
-        source = filesystems.stage_source(root, [base], "0")
+        source = filesystems.stage_source(lambda: root, [base], "0")
         assert source.parent == workspace.root
         assert (source / "bin" / "sh").read_text() == "base shell"
         assert filesystems.detached([base], "again") == source  # unpacked once

@@ -6,7 +6,8 @@ config and the manifests (index included). Blobs already there are never downloa
 digest-pinned manifest found there needs no request, so a `--cache-dir` that outlives the build
 (or one filled by `kiln warm`) is a base-image cache. Mirrors are tried before the origin. The
 image must provide the requested platform: an index is searched for it, a single-platform image
-must be for it (its config says so).
+must be for it (its config says so). A build pulls lazily (``lazy``): the manifests and the
+config now, each layer when a stage's files are first needed (``remote_layer``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kiln.builder.cancel import in_this_build
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
+from kiln.builder.remote_layer import RemoteLayer
 from kiln.errors import DigestMismatchError, LayerError, RegistryError
 from kiln.fs import BlobStore, StoredLayer
-from kiln.image import ImageConfig, Platform
+from kiln.image import ImageConfig, Layer, Platform
 from kiln.registry import (
     Reference,
     RegistryClient,
@@ -34,13 +36,22 @@ log = logging.getLogger("kiln")
 
 
 def fetch_base_image(
-    ref: Reference, pool: RegistryPool, store: BlobStore, platform: Platform
-) -> tuple[ImageConfig, tuple[StoredLayer, ...]]:
-    """Pull image ``ref`` for platform; return its config and layers (blobs now in store)."""
+    ref: Reference,
+    pool: RegistryPool,
+    store: BlobStore,
+    platform: Platform,
+    *,
+    lazy: bool = False,
+) -> tuple[ImageConfig, tuple[Layer, ...]]:
+    """Pull image ``ref`` for platform; return its config and layers (blobs now in store).
+
+    ``lazy``: only the manifests and the config are pulled; the layers are ``RemoteLayer``s,
+    downloaded when a step needs the files (a build whose steps all hit the cache never does).
+    """
     sources = pool.pull_sources(ref)
     for number, source in enumerate(sources, start=1):
         try:
-            return _fetch_from(source, pool, store, platform)
+            return _fetch_from(source, pool, store, platform, lazy)
         except (RegistryError, DigestMismatchError) as exc:
             if number == len(sources):
                 raise
@@ -49,8 +60,8 @@ def fetch_base_image(
 
 
 def _fetch_from(
-    ref: Reference, pool: RegistryPool, store: BlobStore, platform: Platform
-) -> tuple[ImageConfig, tuple[StoredLayer, ...]]:
+    ref: Reference, pool: RegistryPool, store: BlobStore, platform: Platform, lazy: bool
+) -> tuple[ImageConfig, tuple[Layer, ...]]:
     client = pool.client(ref.registry, push=False)
     log.info("Retrieving image manifest %s", ref)
     resolved = resolve_image(client, ref.repository, ref.reference, platform, _cached(store))
@@ -64,6 +75,20 @@ def _fetch_from(
         raise LayerError(
             f"{ref}: manifest lists {len(resolved.layers)} layers "
             f"but its config has {len(diff_ids)} diff_ids"
+        )
+    if lazy:
+        return config, tuple(
+            RemoteLayer(
+                layer.digest,
+                diff_id,
+                layer.size,
+                layer.media_type,
+                ref.registry,
+                ref.repository,
+                pool,
+                store,
+            )
+            for layer, diff_id in zip(resolved.layers, diff_ids, strict=True)
         )
     missing = sorted({layer.digest for layer in resolved.layers if not store.has(layer.digest)})
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:

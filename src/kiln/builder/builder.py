@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -25,6 +25,7 @@ from kiln.builder.executor import StageExecutor
 from kiln.builder.filesystems import Filesystems, open_filesystems, open_workspace
 from kiln.builder.image_outputs import check_outputs, write_outputs
 from kiln.builder.isolation import ChosenOnFirstRun, inplace_reason
+from kiln.builder.lazy_stage import LazyStage
 from kiln.builder.notices import report_dockerfile
 from kiln.builder.onbuild import trigger_instructions
 from kiln.builder.options import BuildOptions
@@ -226,22 +227,27 @@ class Builder(Closeable):
         )
         state = state.with_config(state.config.without_onbuild()) if triggers else state
         self.uploads.offer(stage.index, state.layers)
-        stage_fs = self._unpack(state.layers, label)
-        executor = self._executor(stage_fs, dockerfile, stage, context)
+        sources = self._sources(dockerfile, stage, context)
+        files = LazyStage(
+            lambda layers: self._unpack(layers, label),
+            lambda stage_fs: self._executor(stage_fs, dockerfile, stage, sources),
+            state.layers,
+            eager=not self.filesystems.lazy,
+        )
         cache = None
         if self.cache is not None:
             cache = self.cache.stage(
                 label,
                 _name_in_context(dockerfile.filename, context.root),
                 state.layers,
-                executor.sources,
+                sources,
                 lambda ref: self.inputs.source_layers(dockerfile, stage, ref),
                 lookups=not {label, str(stage.index)} & set(self.options.no_cache_stages),
             )
         steps = StageSteps(
             label,
             dockerfile.filename,
-            executor,
+            files,
             DispatchContext(
                 build_args=self.build_args,
                 filename=dockerfile.filename,
@@ -257,20 +263,31 @@ class Builder(Closeable):
             cache=cache,
         )
         state = steps.run(state, (*triggers, *stage.instructions))
-        return StageResult(state=state, rootfs=stage_fs.rootfs)
+        final = state.layers
+        return StageResult(state=state, rootfs=lambda: files.rootfs(final))
 
-    def _unpack(self, layers: tuple[Layer, ...], label: str) -> StageFilesystem:
+    def _unpack(self, layers: Sequence[Layer], label: str) -> StageFilesystem:
         with resource_errors(f"the files of stage {label}", self.workspace.root):
             return self.filesystems.create(layers, label)
 
+    def _sources(
+        self, dockerfile: Dockerfile, stage: Stage, context: BuildContext
+    ) -> Callable[[str], tuple[BuildContext, bool]]:
+        """Where the stage's COPY reads: ``""`` the context, else a stage or an image."""
+        return lambda ref: self.inputs.source(dockerfile, stage, context, ref)
+
     def _executor(
-        self, stage_fs: StageFilesystem, dockerfile: Dockerfile, stage: Stage, context: BuildContext
+        self,
+        stage_fs: StageFilesystem,
+        dockerfile: Dockerfile,
+        stage: Stage,
+        sources: Callable[[str], tuple[BuildContext, bool]],
     ) -> StageExecutor:
         return StageExecutor(
             stage_fs,
             self.workspace.store,
             ChosenOnFirstRun(lambda: self.runner),
-            lambda ref: self.inputs.source(dockerfile, stage, context, ref),
+            sources,
             dockerfile.filename,
             self.workspace.scratch,
             self.epoch,

@@ -10,7 +10,7 @@ backend it has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,12 @@ class Filesystems(Protocol):
     def defers_files(self) -> bool:
         """Whether the image's last file step may leave new files uncreated (the layer reads
         them from their sources): True where nothing else reads the stage's root afterwards."""
+        ...
+
+    @property
+    def lazy(self) -> bool:
+        """Whether a stage's filesystem may wait for the first step that reads it (False: each
+        stage's files are made at its start, and every cache hit applied at once)."""
         ...
 
     @property
@@ -58,8 +64,8 @@ class Filesystems(Protocol):
         """A directory holding ``layers``, read by COPY --from an image."""
         ...
 
-    def stage_source(self, rootfs: Path, layers: Sequence[Layer], label: str) -> Path:
-        """Where COPY --from=<stage> reads the finished stage with root ``rootfs``."""
+    def stage_source(self, rootfs: Callable[[], Path], layers: Sequence[Layer], label: str) -> Path:
+        """Where COPY --from=<stage> reads the finished stage whose root ``rootfs`` gives."""
         ...
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from kiln.builder.inplace_root import (
@@ -82,6 +82,8 @@ class InplaceFilesystems(Closeable):
 
     #: The last COPY's files are created for real: the root stays as the build leaves it.
     defers_files = False
+    #: `/` is each stage's root in turn: made at the stage's start, every cache hit applied.
+    lazy = False
     #: Closing puts the root back (``--cleanup``), which the outputs, kept in it, wait for.
     closes_before_outputs = False
 
@@ -120,7 +122,7 @@ class InplaceFilesystems(Closeable):
             self._sources[key] = directory
         return self._sources[key]
 
-    def stage_source(self, rootfs: Path, layers: Sequence[Layer], label: str) -> Path:
+    def stage_source(self, rootfs: Callable[[], Path], layers: Sequence[Layer], label: str) -> Path:
         """Where COPY --from=<stage> reads: the root was reset since, so its layers, unpacked."""
         return self.detached(layers, f"from-{label}")
 

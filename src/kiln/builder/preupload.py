@@ -9,6 +9,8 @@ The rules that keep a push what it was:
 - only layers that will be in the pushed image are sent: those of the target stage's FROM
   chain (`from_chain`), never a builder stage's that only COPY --from reads;
 - at most `TRANSFER_THREADS` uploads run at once, each streamed from the layer (`open_compressed`);
+  a layer still in a registry (a base image's, a cache hit's) is mounted from its repository
+  when the destination is on the same registry, else streamed from there, never downloaded;
 - a layer being written (`follow`) goes up *while* it is written once its blob passes
   `STREAM_AFTER` (one upload chunk): each chunk leaves as soon as the compressor has put it in
   the file (one upload per destination, besides those above) and `offer` skips the layer
@@ -30,6 +32,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
+from kiln.builder.remote_layer import blob_opener, mount_source
 from kiln.builder.stage_graph import find_stage
 from kiln.dockerfile import Dockerfile, Stage, expand_word
 from kiln.fs import GrowingFile
@@ -154,7 +157,10 @@ class Preuploads:
     def _upload(self, registry: str, repository: str, layer: Layer) -> None:
         try:
             client = self.pool.client(registry, push=True)
-            client.upload_blob(repository, layer.digest, layer.size, layer.open_compressed)
+            mount = mount_source(layer, registry)
+            client.upload_blob(
+                repository, layer.digest, layer.size, blob_opener(layer), mount_from=mount
+            )
             log.debug("Pre-uploaded %s to %s/%s", layer.digest, registry, repository)
         except Exception as exc:  # the final push uploads it again and reports its error
             where = f"{registry}/{repository}"

@@ -5,7 +5,9 @@ uploaded (or found present) and known present *before* the manifest goes up, so 
 never leaves a tag pointing at missing blobs. Known present means the registry said so: a HEAD
 answered 200, or it acknowledged the upload under the blob's digest (else a HEAD checks). A blob
 already there (shared with another image) costs one HEAD; one the pre-upload sent while the
-build ran (see `preupload`) costs nothing more, its upload's answer having confirmed it. The same
+build ran (see `preupload`) costs nothing more, its upload's answer having confirmed it. A layer
+still in a registry (`remote_layer.RemoteLayer`: a base image's, a cache hit's) is mounted from
+its repository on the same registry, or streamed from its registry, never downloaded first. The same
 rules serve `kiln build` and `kiln push`, so they live here and not in the build loop.
 """
 
@@ -21,6 +23,7 @@ from typing import BinaryIO
 
 from kiln.builder.cancel import in_this_build
 from kiln.builder.registries import TRANSFER_THREADS, RegistryPool
+from kiln.builder.remote_layer import blob_opener, mount_source
 from kiln.errors import AuthError, RegistryError, Remedy, UsageError
 from kiln.image import Image, mediatypes
 from kiln.registry import Reference
@@ -37,14 +40,16 @@ class _Upload:
     digest: str
     size: int
     opener: Callable[[], BinaryIO]
+    mount_from: str | None = None  # a repository on the destination's registry holding it
 
 
-def _uploads(image: Image) -> list[_Upload]:
+def _uploads(image: Image, registry: str) -> list[_Upload]:
     """The layers a registry may receive (never foreign ones: their bytes live at their
-    ``urls``), then the config."""
+    ``urls``), then the config. A layer still in a repository of ``registry`` (a base image's,
+    a registry cache hit's) is mounted from there; one in another registry is streamed."""
     config = image.config
     wanted = [
-        _Upload(layer.digest, layer.size, layer.open_compressed)
+        _Upload(layer.digest, layer.size, blob_opener(layer), mount_source(layer, registry))
         for layer in image.layers
         if not mediatypes.is_foreign_layer(layer.media_type)
     ]
@@ -56,7 +61,7 @@ def publish(image: Image, destination: Reference, pool: RegistryPool) -> Referen
     """Push ``image`` to ``destination``; return the reference pinned to the pushed digest."""
     client = pool.client(destination.registry, push=True)
     repository = destination.repository
-    wanted = _uploads(image)
+    wanted = _uploads(image, destination.registry)
     log.info("Pushing image to %s (%d blobs)", destination, len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as threads:
@@ -67,7 +72,9 @@ def publish(image: Image, destination: Reference, pool: RegistryPool) -> Referen
             def ensure(blob: _Upload) -> bool:
                 if client.confirmed(repository, blob.digest):
                     return True
-                client.upload_blob(repository, blob.digest, blob.size, blob.opener)
+                client.upload_blob(
+                    repository, blob.digest, blob.size, blob.opener, mount_from=blob.mount_from
+                )
                 return client.confirmed(repository, blob.digest) or client.blob_exists(
                     repository, blob.digest
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiln.builder.background import in_background
@@ -73,6 +73,8 @@ class StageFilesystems(Closeable):
 
     #: A stage's directory is its own: nothing reads the image stage's after its last step.
     defers_files = True
+    #: A stage's directory is made when a step first reads its files (see ``LazyStage``).
+    lazy = True
     #: Nothing reads the stages' directories once the layers are in the blob store.
     closes_before_outputs = True
 
@@ -126,9 +128,9 @@ class StageFilesystems(Closeable):
         """A directory holding ``layers``, read by COPY --from an image."""
         return self.create(layers, label).rootfs
 
-    def stage_source(self, rootfs: Path, layers: Sequence[Layer], label: str) -> Path:
+    def stage_source(self, rootfs: Callable[[], Path], layers: Sequence[Layer], label: str) -> Path:
         """Where COPY --from=<stage> reads: that stage's own root, left as it finished."""
-        return rootfs
+        return rootfs()
 
     def close(self) -> None:
         """Unmount everything this build mounted (newest first)."""

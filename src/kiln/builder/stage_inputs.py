@@ -7,7 +7,7 @@ it a directory is the same question for FROM and COPY --from, and the loop only 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from kiln.builder.base_image import fetch_base_image
 from kiln.builder.filesystems import Filesystems
 from kiln.builder.options import BuildOptions
 from kiln.builder.registries import RegistryPool
+from kiln.builder.remote_layer import fetch_layers
 from kiln.builder.resources import resource_errors
 from kiln.builder.stage_graph import find_stage
 from kiln.builder.state import StageState
@@ -27,10 +28,11 @@ from kiln.registry import Reference
 
 @dataclass(frozen=True)
 class StageResult:
-    """A finished stage: its final state and the rootfs later stages may copy from."""
+    """A finished stage: its final state and its root, which later stages may copy from
+    (made when first asked for: a stage whose steps all hit the cache has none until then)."""
 
     state: StageState
-    rootfs: Path
+    rootfs: Callable[[], Path]
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,11 @@ class StageInputs:
         store = self.workspace.store
         with resource_errors(f"the blobs of {image}", store.root, self._store_option):
             config, layers = fetch_base_image(
-                Reference.parse(image), self.pool, store, platform_of(self.options, wanted)
+                Reference.parse(image),
+                self.pool,
+                store,
+                platform_of(self.options, wanted),
+                lazy=True,  # the layers are fetched when the stage's files are made
             )
         return StageState(config=config, layers=layers)
 
@@ -80,16 +86,19 @@ class StageInputs:
             root = self.filesystems.stage_source(done.rootfs, done.state.layers, label)
             return LocalContext(root=root), True
         store, platform = self.workspace.store, self.options.platform
-        _, layers = fetch_base_image(Reference.parse(ref), self.pool, store, platform)
+        _, layers = fetch_base_image(Reference.parse(ref), self.pool, store, platform, lazy=True)
+        fetch_layers(layers)  # all at once, before they are unpacked one by one
         return LocalContext(root=self.filesystems.detached(layers, "copy-from")), True
 
     def source_layers(self, dockerfile: Dockerfile, stage: Stage, ref: str) -> tuple[Layer, ...]:
-        """The layers COPY --from=``ref`` reads: an earlier stage's, or an image's (pulled)."""
+        """The layers COPY --from=``ref`` reads: an earlier stage's, or an image's (its
+        manifest and config pulled, the layers left in the registry: a cache key needs their
+        diff IDs only)."""
         earlier = find_stage(dockerfile.stages, ref, before=stage.index)
         if earlier is not None:
             return self.results[earlier.index].state.layers
         store, platform = self.workspace.store, self.options.platform
-        return fetch_base_image(Reference.parse(ref), self.pool, store, platform)[1]
+        return fetch_base_image(Reference.parse(ref), self.pool, store, platform, lazy=True)[1]
 
 
 def platform_of(options: BuildOptions, override: str | None = None) -> Platform:

@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kiln.builder.cache import StageCache
-from kiln.builder.cache.replay import replay
 from kiln.builder.cancel import Cancellation
 from kiln.builder.dispatch import DispatchContext, Dispatched, dispatch
-from kiln.builder.executor import StageExecutor
+from kiln.builder.lazy_stage import LazyStage
 from kiln.builder.resources import resource_errors
 from kiln.builder.state import StageState
 from kiln.dockerfile import Instruction
@@ -38,11 +37,12 @@ class StageSteps:
     filesystems let its last file step leave files uncreated (``Filesystems.defers_files``).
     ``offer``: called with the stage's layers after every step (they may go up early).
     ``cache``: the stage's layer cache (None: every step runs).
+    ``stage``: the stage's filesystem and executor, made when a step first needs the files.
     """
 
     label: str
     filename: str
-    executor: StageExecutor
+    stage: LazyStage
     context: DispatchContext
     cancellation: Cancellation
     work_root: Path  # where a full disk is reported
@@ -71,20 +71,24 @@ class StageSteps:
     def _file_step(
         self, number: int, instruction: Instruction, result: Dispatched, last: bool
     ) -> Layer | None:
-        """Run a filesystem step, or apply its cached layer; record it in the cache."""
+        """Run a filesystem step, or take its cached layer (applied to the files only when a
+        later step reads them, see ``LazyStage``); record it in the cache."""
         assert result.effect is not None
         what = f"the files of step {number} ({instruction.keyword}) of stage {self.label}"
         lookup = None
         if self.cache is not None:
             lookup = self.cache.look_up(number, instruction.keyword, result.state, result.effect)
+        before = result.state.layers
         try:
             with resource_errors(what, self.work_root):
                 if lookup is not None and lookup.layer is not None:
                     layer: Layer | None = lookup.layer
                     if not last:  # nothing reads the image stage's files after its last step
-                        replay(self.executor.fs, lookup.layer)
+                        self.stage.hit((*before, lookup.layer))
                 else:
-                    layer = self.executor.apply(result.state, result.effect, last=last)
+                    executor = self.stage.executor(before)
+                    layer = executor.apply(result.state, result.effect, last=last)
+                    self.stage.ran(before if layer is None else (*before, layer))
         except KilnError as exc:  # say which instruction failed, as BuildKit does
             locate(exc, self.filename, instruction)
             raise

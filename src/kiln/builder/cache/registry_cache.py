@@ -5,7 +5,8 @@ an empty disk must still find the layers an earlier pod made. Each entry is an o
 image manifest tagged with the key's hex: its one layer is the step's, its config a small
 image config recording the key, the named inputs, the step's history entry and the config
 after the step. A lookup is a manifest GET (404: a miss); an entry goes up on a background
-thread after its step, and nothing the cache does ever fails the build: a registry that cannot
+thread after its step. A hit downloads nothing: its layer stays a ``RemoteLayer`` until a step
+needs the files. Nothing the cache does ever fails the build: a registry that cannot
 be read is a miss, one that refuses a push a warning naming what was not cached.
 """
 
@@ -15,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from kiln.builder.cache.keys import CacheKey
 from kiln.builder.cache.local import CacheEntry
 from kiln.builder.registries import RegistryPool
+from kiln.builder.remote_layer import RemoteLayer
 from kiln.errors import KilnError, RegistryError
 from kiln.fs import BlobStore
 from kiln.image import Layer
@@ -54,8 +55,9 @@ class RegistryCache:
         self._warned_read = False
 
     def find(self, key: CacheKey) -> CacheEntry | None:
-        """The entry tagged ``key.hex``, its layer blob fetched into the store; None on a miss
-        or when the registry cannot be read (warned once)."""
+        """The entry tagged ``key.hex`` (its manifest and config: the layer blob stays in the
+        registry, see ``layer``); None on a miss or when the registry cannot be read (warned
+        once)."""
         client = self.pool.client(self.registry, push=False)
         try:
             data, _, _ = client.get_manifest(self.repo, key.hex, (OCI_MANIFEST,))
@@ -63,11 +65,7 @@ class RegistryCache:
             config = io.BytesIO()
             client.fetch_blob(self.repo, str(manifest["config"]["digest"]), config)
             entry = _entry_from_config(json.loads(config.getvalue()), manifest)
-            if entry.key != key.digest:
-                return None
-            if not self.store.has(entry.digest):
-                self._download(entry.digest)
-            return entry
+            return entry if entry.key == key.digest else None
         except RegistryError as exc:
             if exc.status != 404:
                 self._warn_read(exc)
@@ -75,6 +73,14 @@ class RegistryCache:
         except (KilnError, ValueError, KeyError, TypeError, OSError) as exc:
             self._warn_read(exc)
             return None
+
+    def layer(self, entry: CacheEntry) -> Layer:
+        """The layer of ``entry`` as it is in the registry: downloaded (and verified) only
+        when a step needs the files, pushed elsewhere by a mount or a stream."""
+        return RemoteLayer(
+            entry.digest, entry.diff_id, entry.size, entry.media_type,
+            self.registry, self.repo, self.pool, self.store,
+        )  # fmt: skip
 
     def push(self, entry: CacheEntry, layer: Layer) -> None:
         """Add ``entry`` on a background thread (``close`` waits for it)."""
@@ -113,16 +119,6 @@ class RegistryCache:
             log.debug("Cached layer %s as %s", entry.digest, where)
         except Exception as exc:  # the cache never fails the build
             log.warning("Layer %s was not cached in %s: %s", entry.digest, where, exc)
-
-    def _download(self, digest: str) -> None:
-        client = self.pool.client(self.registry, push=False)
-        tmp = self.store.root / f".cache-{os.getpid()}-{threading.get_ident()}-{digest[7:]}"
-        try:
-            with tmp.open("wb") as out:
-                client.fetch_blob(self.repo, digest, out)  # verified while streaming
-            self.store.add_file(tmp, digest)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _warn_read(self, exc: Exception) -> None:
         with self._lock:

@@ -2,8 +2,10 @@
 
 Why apply and not only record: later steps of the stage (a RUN after a cached COPY) and later
 stages (COPY --from) read the stage's files, which must be what running the step would have
-left. This slice applies eagerly: the blob is read (verified first) and unpacked, so a hit
-costs an unpack but never a RUN, download or context copy.
+left. A hit itself reads nothing: ``LazyStage`` applies its layer only when a later step
+reads the files of a stage made before the hit (else the layer is one of those the stage's
+filesystem is made from). A blob from the local store is verified when the hit is found, one
+from the registry cache while it downloads.
 """
 
 from __future__ import annotations

@@ -40,7 +40,11 @@ class RemoteCache(Protocol):
     """A cache shared through a registry (``registry_cache.RegistryCache``)."""
 
     def find(self, key: CacheKey) -> CacheEntry | None:
-        """The entry for ``key`` with its layer blob now in the local store, or None."""
+        """The entry for ``key`` (its blob left where it is), or None."""
+        ...
+
+    def layer(self, entry: CacheEntry) -> Layer:
+        """The layer of ``entry``, read from the shared cache only when opened."""
         ...
 
     def push(self, entry: CacheEntry, layer: Layer) -> None:
@@ -242,23 +246,32 @@ class StageCache:
         local = settings.local
         previous = local.last_inputs(position) if local is not None else None
         entry = local.find(key.hex) if local is not None else None
-        if entry is None and settings.remote is not None:
-            entry = settings.remote.find(key)
-            if entry is not None and local is not None:  # the next build here needs no registry
-                _keep(local, entry)
+        layer = self._stored_layer(entry) if entry is not None else None
+        if layer is None and settings.remote is not None:
+            # Not here, or here without its blob (kept from the registry by an earlier build
+            # that never needed the files): the registry's entry, its blob left there.
+            found = settings.remote.find(key)
+            if found is not None:
+                entry, layer = found, settings.remote.layer(found)
+                if local is not None:  # the next build here needs one manifest GET, no more
+                    _keep(local, found)
         if entry is None:
             where = _where(effect, self.filename)
             return None, miss_reason(previous, key.inputs, first_step=self.first, where=where)
         if settings.ttl is not None and time.time() - entry.created > settings.ttl:
             return None, "cache entry expired"
-        layer = verified_layer(
-            self.build.store, entry.digest, entry.diff_id, entry.size, entry.media_type
-        )
         if layer is None:
             if local is not None:
                 local.forget(key.hex)
             return None, "cached layer blob missing or damaged"
         return layer, CACHED
+
+    def _stored_layer(self, entry: CacheEntry) -> Layer | None:
+        """The entry's layer from the local blob store, verified now; None if missing or
+        damaged."""
+        return verified_layer(
+            self.build.store, entry.digest, entry.diff_id, entry.size, entry.media_type
+        )
 
     def _store(
         self, key: CacheKey, layer: Layer, history: HistoryEntry | None, state: StageState
