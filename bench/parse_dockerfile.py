@@ -32,10 +32,31 @@ def _continuations(n: int) -> str:
     return _repeat("  echo a line of a long RUN \\\n", n, "FROM scratch\nRUN \\\n") + "  true\n"
 
 
+def _numbered_count(unit_length: Callable[[int], int], size: int) -> int:
+    """How many numbered units (whose length grows with the number's digits) fill ``size``."""
+    count = total = 0
+    while total < size:
+        total += unit_length(count)
+        count += 1
+    return max(1, count)
+
+
 def _heredoc_markers(n: int) -> str:
-    count = n // 40
+    head = "FROM scratch\nRUN cat\n"
+    # Marker `` <<E{i}`` on the RUN line plus its body ``b\nE{i}\n``: 8 + 2 * digits bytes.
+    count = _numbered_count(lambda i: 8 + 2 * len(str(i)), n - len(head))
     markers = "".join(f" <<E{i}" for i in range(count))
     return "FROM scratch\nRUN cat" + markers + "\n" + "".join(f"b\nE{i}\n" for i in range(count))
+
+
+def _stages(n: int) -> str:
+    count = _numbered_count(lambda i: 24 + len(str(i)), n)
+    return "".join(f"FROM scratch AS s{i}\nRUN x\n" for i in range(count))
+
+
+def _run_words_with_heredoc(n: int) -> str:
+    head, unit, tail = "FROM scratch\nRUN <<EOF", " \"$a\" 'b'", "\nbody\nEOF\n"
+    return head + unit * max(1, (n - len(head) - len(tail)) // len(unit)) + tail
 
 
 def _comments_in_continuation(n: int) -> str:
@@ -61,9 +82,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     # One huge quoted word (the lexer's quote scanning).
     "one-quoted-word": lambda n: 'FROM scratch\nENV a="' + "y" * n + '"\n',
     # A RUN line with many `$var` and quotes (heredoc detection lexes the whole line).
-    "run-words-with-heredoc": lambda n: (
-        "FROM scratch\nRUN <<EOF" + " \"$a\" 'b'" * (n // 10) + "\nbody\nEOF\n"
-    ),
+    "run-words-with-heredoc": _run_words_with_heredoc,
     # One heredoc with a huge body.
     "heredoc": lambda n: _repeat("echo body line\n", n, "FROM scratch\nRUN <<EOF\n") + "EOF\n",
     # Many heredoc markers on one RUN.
@@ -71,7 +90,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     # Comments and blank lines between continuation lines.
     "comments-in-continuation": _comments_in_continuation,
     # Many stages.
-    "stages": lambda n: "".join(f"FROM scratch AS s{i}\nRUN x\n" for i in range(n // 28)),
+    "stages": _stages,
     # Many comment lines (each one becomes a pending comment list).
     "comments": lambda n: _repeat("# just a comment line here\n", n) + "RUN x\n",
     # Many flags on one COPY.

@@ -53,6 +53,7 @@ class Node:
 
 
 _make_node = maker(Node, positional=True)
+_make_heredoc = maker(Heredoc, positional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,26 +261,39 @@ class SyntaxReader:
     ) -> tuple[Heredoc, ...]:
         if "<<" not in logical or not _can_contain_heredoc(keyword, rest):
             return ()
-        return tuple(self.read_body(m, start, source) for m in markers_in_line(logical))
+        return tuple([self.read_body(m, start, source) for m in markers_in_line(logical)])
 
     def read_body(self, marker: HeredocMarker, start: int, source: list[str]) -> Heredoc:
-        body: list[str] = []
-        for raw in self.reader:
-            source.append(raw)
-            candidate = _trim_newline(raw)
-            if marker.chomp:
+        """The body of ``marker``: the lines up to the one that is its name (after ``\\r``s,
+        and leading tabs for ``<<-``), taken from the reader's list and joined once, with the
+        body and terminator appended to ``source`` as one piece (500,000 one-line bodies of a
+        10 MB RUN made one iterator step and two appends each a third of the parse)."""
+        reader = self.reader
+        lines = reader.lines
+        count = len(lines)
+        name = marker.name
+        strip_tabs = marker.chomp
+        first = taken = reader.taken
+        while taken < count:
+            candidate = lines[taken].rstrip("\r")
+            taken += 1
+            if strip_tabs:
                 candidate = candidate.lstrip("\t")
-            if candidate == marker.name:
-                content = "".join(body)
-                return Heredoc(
-                    name=marker.name,
-                    content=chomp(content) if marker.chomp else content,
-                    expand=marker.expand,
-                    chomp=marker.chomp,
-                    fd=marker.fd,
+            if candidate == name:
+                reader.taken = taken
+                # Every body line precedes the terminator, so each ended with "\n".
+                content = "\n".join(lines[first : taken - 1]) + "\n" if taken - 1 > first else ""
+                ended = "\n" if taken <= reader.with_newline else ""
+                source.append("\n".join(lines[first:taken]) + ended)
+                return _make_heredoc(
+                    name,
+                    chomp(content) if strip_tabs else content,
+                    marker.expand,
+                    strip_tabs,
+                    marker.fd,
                 )
-            body.append(raw)
-        raise self.error(f"unterminated heredoc {marker.name!r}", start)
+        reader.taken = taken
+        raise self.error(f"unterminated heredoc {name!r}", start)
 
 
 def _can_contain_heredoc(keyword: str, rest: str) -> bool:
