@@ -17,8 +17,8 @@ from typing import Protocol
 
 from builders import RegistryCache
 from measure import Sample
-from relay import CountingRelay
 from scenarios import Scenario, change_source, write_sources
+from tests.support.relay import Relay
 
 
 class CachingBuilder(Protocol):
@@ -31,9 +31,7 @@ class CachingBuilder(Protocol):
     def build(self, context: Path, ref: str, cache: RegistryCache | None = None) -> Sample: ...
 
 
-def measure_rebuild(
-    builder: CachingBuilder, scenario: Scenario, relay: CountingRelay, run: int
-) -> Sample:
+def measure_rebuild(builder: CachingBuilder, scenario: Scenario, relay: Relay, run: int) -> Sample:
     """Fill the builder's registry cache, then time a rebuild from empty local state."""
     repo = f"{relay.host}/bench/{scenario.name}"
     cache = RegistryCache(

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from builders import REPO, Buildah, Docker, Kaniko, Kiln
 from cache_rebuild import measure_rebuild
 from measure import Sample, run_measured
-from relay import CountingRelay
 from scenarios import SCENARIOS, Scenario, make_scenarios, push_bases, write_floor_inputs
 from tests.support.registry_server import RegistryServer
+from tests.support.relay import Relay
 from trash import Trash
 
 
@@ -48,7 +48,7 @@ def main() -> int:
     trash = Trash(work / "trash")
     trash.settle_leftovers()
     registry = RegistryServer(workdir=_fresh_dir(work / "registry"))
-    relay = CountingRelay(registry.host)
+    relay = Relay(registry.host)
     hosts = f"{registry.host},{relay.host}"
     builders: list[Kiln | Buildah | Docker | Kaniko] = []
     try:

@@ -25,8 +25,8 @@ import pytest
 from tests.isolation.test_rootless import shared_dir
 from tests.sandbox.support import host_processes_matching
 from tests.support.registry_server import RegistryServer
+from tests.support.relay import Relay
 from tests.support.rootless import SYSTEM_PYTHON, RootlessUser, rootless_user
-from tests.support.throttle import ThrottledRelay
 
 pytestmark = pytest.mark.root
 
@@ -193,7 +193,7 @@ def test_sigterm_during_compression(
 
 def test_sigterm_during_push(registry: RegistryServer, base_image: str, tmp_path: Path) -> None:
     repository = "interrupt/push:1"
-    with ThrottledRelay(registry.host, rate=2_000_000) as relay:  # 40 MB take ~20 s
+    with Relay(registry.host, upload_rate=2_000_000) as relay:  # 40 MB take ~20 s
         destination = f"{relay.host}/{repository}"
         build = _start(
             tmp_path,
@@ -211,7 +211,7 @@ def test_sigterm_during_push(registry: RegistryServer, base_image: str, tmp_path
                 "STEP 1/1: RUN" in build.log_text()
                 and bool(workspaces)
                 and not any(p.name.startswith("rootfs-") for p in workspaces[0].iterdir())
-                and relay.relayed > 0
+                and relay.uploaded > 0
             )
 
         _wait_for(build, pushing, "the push")

@@ -25,7 +25,7 @@ from tests.pod.test_pod_scenario import KUBERNETES_DEFAULT_CAPS
 from tests.sandbox.support import host_processes_matching
 from tests.support.podman import Podman
 from tests.support.registry_server import RegistryServer
-from tests.support.throttle import ThrottledRelay
+from tests.support.relay import Relay
 
 pytestmark = [pytest.mark.podman, pytest.mark.root]
 
@@ -170,7 +170,7 @@ def test_pid1_sigterm_during_push(
 ) -> None:
     repository = "pod-signal/push:1"
     dockerfile = f"FROM {pod_base_image}\nRUN head -c 40000000 /dev/urandom > /big\n"
-    with ThrottledRelay(registry.host, rate=2_000_000) as relay:  # 40 MB take ~20 s
+    with Relay(registry.host, upload_rate=2_000_000) as relay:  # 40 MB take ~20 s
         destination = f"{relay.host}/{repository}"
         with Container(
             podman, tmp_path, executor_image, dockerfile, f"--destination={destination}",
@@ -180,7 +180,7 @@ def test_pid1_sigterm_during_push(
             def pushing() -> bool:
                 # 8 MB through the relay: the 40 MB layer (written in well under a second) is
                 # on its way to the registry, which takes ~20 s at this rate.
-                return "STEP 1/1: RUN" in container.log_text() and relay.relayed > 8_000_000
+                return "STEP 1/1: RUN" in container.log_text() and relay.uploaded > 8_000_000
 
             container.wait_for(pushing, "the push")
             status, log = container.signal(signal.SIGTERM)

@@ -1,9 +1,10 @@
-"""A counting TCP relay in front of the registry: bytes each builder downloads and uploads.
+"""A TCP relay on loopback in front of a registry: counts the bytes each way, and can pass what
+clients send on slowly (a slow uplink).
 
-Why a relay and not the registry's access log: the log gives response sizes (downloads) but not
-request bodies (uploads), and Docker, buildah, Kaniko and kiln all reach a registry by host:port,
-so pointing them at the relay's port counts every builder the same way, whatever its client.
-The counts are raw TCP payload, so HTTP headers are included (a few hundred bytes a request).
+Why one relay for two jobs: the tests need a push caught *while* it uploads (an interrupted push
+must not move a tag), which on loopback is over in moments unless uploads are throttled; the
+benchmark needs the bytes every builder downloads and uploads, whatever its client, which a relay
+in front of the registry's port counts the same way for all (raw TCP payload, headers included).
 """
 
 from __future__ import annotations
@@ -11,23 +12,31 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
-_CHUNK = 1 << 18
+from kiln.closeable import Closeable
+
+_CHUNK = 1 << 16
 
 
-class CountingRelay:
-    """Listens on ``host`` (``127.0.0.1:PORT``) and relays each connection to ``upstream``."""
+class Relay(Closeable):
+    """Listens on ``host`` (``127.0.0.1:PORT``) and relays each connection to ``upstream``;
+    with ``upload_rate`` (bytes per second) what clients send reaches the upstream that slowly,
+    answers come back at full speed."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, upload_rate: int | None = None) -> None:
         self.upstream = upstream
-        self.downloaded = 0  # registry -> clients
-        self.uploaded = 0  # clients -> registry
+        self.upload_rate = upload_rate
+        self.downloaded = 0  # upstream -> clients
+        self.uploaded = 0  # clients -> upstream, counted once it reached the upstream
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def reset(self) -> None:
+        """Start counting from zero."""
         with self._lock:
             self.downloaded = self.uploaded = 0
 
@@ -37,7 +46,13 @@ class CountingRelay:
             return self.downloaded, self.uploaded
 
     def close(self) -> None:
+        """Stop listening and cut every relayed connection."""
         self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
     def _accept(self) -> None:
         host, port = self.upstream.rsplit(":", 1)
@@ -51,12 +66,17 @@ class CountingRelay:
             except OSError:
                 client.close()
                 continue
+            with self._lock:
+                self._sockets += [client, server]
             threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
+        rate = self.upload_rate if upload else None
         try:
-            while data := source.recv(_CHUNK):
+            while data := source.recv(_CHUNK if rate is None else min(_CHUNK, 16384)):
+                if rate is not None:
+                    time.sleep(len(data) / rate)
                 sink.sendall(data)
                 with self._lock:
                     if upload:
