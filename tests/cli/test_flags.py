@@ -177,3 +177,24 @@ def test_boolean_values_reach_the_build(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
     later = run_kiln("build", "--no-push", "--reproducible=false", str(tmp_path))
     assert later.returncode == 0 and later.stdout != digests[0]  # created: the build's time
+
+
+@pytest.mark.parametrize(
+    ("words", "uses_registry_cache"),
+    [
+        (("--cache-repo", "reg.example/app/cache"), True),
+        (("--cache=true", "--cache-repo", "reg.example/app/cache"), True),
+        (("--cache=false", "--cache-repo", "reg.example/app/cache"), False),
+    ],
+)
+def test_an_explicit_cache_false_turns_the_registry_cache_off(
+    words: tuple[str, ...], uses_registry_cache: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kaniko's rule: `--cache=false` wins over `--cache-repo`, which is then said to be unused."""
+
+    args = make_parser().parse_args(["build", "-d", "reg.example/app:1", *words, "."])
+    options = options_from_args(args)
+    assert (options.cache_repo is not None) is uses_registry_cache
+    assert options.cache is uses_registry_cache
+    unused = "--cache-repo reg.example/app/cache is not used" in caplog.text
+    assert unused is not uses_registry_cache

@@ -36,12 +36,14 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cache",
         action=BooleanFlag,
+        default=None,  # None: not given (then --cache-repo turns the cache on); False: off
         help="share step layers through a registry: --cache-repo, else <first destination>/cache",
     )
     g.add_argument(
         "--cache-repo",
         metavar="REGISTRY/REPO",
-        help="the registry repository of the layer cache (one tag per step key); implies --cache",
+        help="the registry repository of the layer cache (one tag per step key); implies --cache "
+        "unless --cache=false is given (then it is not used, as in Kaniko)",
     )
     g.add_argument(
         "--cache-ttl",
@@ -119,6 +121,12 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
 def cache_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The ``BuildOptions`` fields the cache flags set."""
     repo = parse_references([args.cache_repo])[0] if args.cache_repo else None
+    if args.cache is False and repo is not None:  # an explicit --cache=false wins, as in Kaniko
+        log.warning(
+            "--cache=false: the registry cache is off, so --cache-repo %s is not used",
+            args.cache_repo,
+        )
+        repo = None
     stages = tuple(s for item in args.no_cache_filter for s in item.split(",") if s)
     if not args.compressed_caching:
         log.info(
