@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from builders import REPO, Buildah, Docker, Kaniko, Kiln
 from cache_rebuild import measure_rebuild
-from measure import Sample, run_measured
+from measure import CommandFailed, Sample, run_measured
 from scenarios import SCENARIOS, Scenario, make_scenarios, push_bases, write_floor_inputs
 from tests.support.registry_server import RegistryServer
 from tests.support.relay import Relay
@@ -81,17 +81,25 @@ def main() -> int:
             else:
                 sys.exit(f"unknown builder {name!r}")
         results: dict[tuple[str, str], list[Sample]] = {}
+        failed: set[tuple[str, str]] = set()  # not measured again, shown as "-"
         for run in range(args.runs):
             order = builders[run % len(builders) :] + builders[: run % len(builders)]
             for builder in order:
                 for scenario in scenarios:
-                    if scenario.rebuild:
-                        sample = measure_rebuild(builder, scenario, relay, run)
-                    else:
-                        if not scenario.keeps_state:
-                            builder.reset()
-                        ref = f"{registry.host}/bench/{scenario.name}:{builder.name}-{run}"
-                        sample = builder.build(scenario.context, ref)
+                    if (scenario.name, builder.name) in failed:
+                        continue
+                    try:
+                        if scenario.rebuild:
+                            sample = measure_rebuild(builder, scenario, relay, run)
+                        else:
+                            if not scenario.keeps_state:
+                                builder.reset()
+                            ref = f"{registry.host}/bench/{scenario.name}:{builder.name}-{run}"
+                            sample = builder.build(scenario.context, ref)
+                    except CommandFailed as exc:  # e.g. an older kiln without the layer cache
+                        failed.add((scenario.name, builder.name))
+                        print(f"{scenario.name} {builder.name} FAILED: {exc}", flush=True)
+                        continue
                     results.setdefault((scenario.name, builder.name), []).append(sample)
                     print(
                         f"run {run + 1}/{args.runs} {scenario.name:<18} {builder.name:<8} "
@@ -242,9 +250,14 @@ def _table(
     rows = [head]
     for name in names:
         medians = {b: _median(results[(name, b)]) for b in builders if (name, b) in results}
-        row = [name] + [f"{medians[b].wall:.2f} / {medians[b].cpu:.2f}" for b in builders]
+        row = [name] + [
+            f"{medians[b].wall:.2f} / {medians[b].cpu:.2f}" if b in medians else "-"
+            for b in builders
+        ]
         kiln = medians.get("kiln")
-        row += [f"{kiln.wall / medians[p].wall:.2f}" if kiln else "-" for p in peers]
+        row += [
+            f"{kiln.wall / medians[p].wall:.2f}" if kiln and p in medians else "-" for p in peers
+        ]
         row.append(f"{kiln.rss_mib:.0f} MiB" if kiln else "-")
         floor = floors.get(name)
         row.append(
