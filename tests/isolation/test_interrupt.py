@@ -205,12 +205,19 @@ def test_sigterm_during_push(registry: RegistryServer, base_image: str, tmp_path
             "--insecure-registry", relay.host,
         )  # fmt: skip
 
+        seen_rootfs = False  # the stage's files are made lazily, at the RUN: wait for them first
+
         def pushing() -> bool:  # the stage ran, its rootfs is gone: the outputs are written
+            nonlocal seen_rootfs
             workspaces = build.workspaces()
+            rootfs = bool(workspaces) and any(
+                p.name.startswith("rootfs-") for p in workspaces[0].iterdir()
+            )
+            seen_rootfs = seen_rootfs or rootfs
             return (
                 "STEP 1/1: RUN" in build.log_text()
-                and bool(workspaces)
-                and not any(p.name.startswith("rootfs-") for p in workspaces[0].iterdir())
+                and seen_rootfs
+                and not rootfs
                 and relay.uploaded > 0
             )
 
